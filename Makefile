@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# torch/torchvision are pinned exactly: these builds lie on local disk; a bare `torch` pulls GBs.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test demo clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+demo: install
+	$(VENV)/bin/pad-bench demo
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,196 @@
+"""The `pad-bench` command line. Heavy libraries are imported inside the subcommands that need
+them, so --help, list and datasets check stay fast."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+from .paths import PROJECT_ROOT
+
+DEFAULT_SYNTH_ROOT = PROJECT_ROOT / ".cache" / "synth"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except UserError as e:
+        print(f"pad-bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pad-bench: interrupted; resume with --resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pad-bench", description="Lifelong person re-identification benchmark harness.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="train and evaluate one strategy on one benchmark")
+    r.add_argument("--benchmark", "-b", required=True, help="benchmark name (see `pad-bench list`)")
+    r.add_argument("--strategy", "-s", required=True, help="strategy name (see `pad-bench list`)")
+    r.add_argument("--model", "-m", help="model name (overrides the strategy's default)")
+    r.add_argument("--data-root", help="folder holding the datasets")
+    r.add_argument("--out", default="results", help="parent folder of run directories (default: results)")
+    r.add_argument("--name", help="run directory name (default: <strategy>-<benchmark>-<model>-s<seed>)")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--device", help="cpu or cuda")
+    r.add_argument("--profile", help="a named profile of the strategy YAML (e.g. resnet, tiny)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key with a dotted name, e.g. train.epochs=2 (repeatable)")
+    r.add_argument("--resume", action="store_true", help="continue a killed run from its last experience")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="synthetic stream, every strategy on clip-tiny, then compare")
+    d.add_argument("--out", default="results/demo")
+    d.add_argument("--data-root", default=str(DEFAULT_SYNTH_ROOT))
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--strategies", help="comma-separated subset (default: every method)")
+    d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("compare", help="head-to-head tables and plots from run directories")
+    c.add_argument("runs", nargs="+", type=Path)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--force", action="store_true", help="compare runs whose protocols differ (marked)")
+    c.set_defaults(func=cmd_compare)
+
+    pl = sub.add_parser("plot", help="draw one run's plots into RUN_DIR/plots/")
+    pl.add_argument("run", type=Path)
+    pl.set_defaults(func=cmd_plot)
+
+    ls = sub.add_parser("list", help="strategies, benchmarks and models")
+    ls.set_defaults(func=cmd_list)
+
+    ex = sub.add_parser("export", help="write an inference checkpoint (image encoder only)")
+    ex.add_argument("run", type=Path)
+    ex.set_defaults(func=cmd_export)
+
+    ds = sub.add_parser("datasets", help="check, prepare or synthesise datasets")
+    dsub = ds.add_subparsers(dest="datasets_command", required=True, metavar="ACTION")
+    chk = dsub.add_parser("check", help="report which datasets are found and their counts")
+    chk.add_argument("--root", required=True, type=Path)
+    chk.add_argument("--json", action="store_true")
+    chk.set_defaults(func=cmd_datasets_check)
+    syn = dsub.add_parser("synth", help="write the synthetic person domains")
+    syn.add_argument("--out", required=True, type=Path)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=cmd_datasets_synth)
+    prep = dsub.add_parser("prepare", help="build a loadable layout from raw files (cuhk03, cuhk_sysu)")
+    prep.add_argument("name")
+    prep.add_argument("--root", required=True, type=Path)
+    prep.set_defaults(func=cmd_datasets_prepare)
+    return p
+
+
+# ---- run / demo ---------------------------------------------------------------------------
+def resolve_run_config(args) -> dict:
+    from .config import parse_set, resolve_config
+
+    sets = parse_set(args.set)
+    for key, value in (("model.name", args.model), ("benchmark.data_root", args.data_root),
+                       ("seed", args.seed), ("device", args.device)):
+        if value is not None:
+            sets.setdefault(key, value)
+    return resolve_config(benchmark=args.benchmark, strategy=args.strategy, sets=sets, profile=args.profile)
+
+
+def cmd_run(args) -> int:
+    cfg = resolve_run_config(args)
+    from .training.runner import execute, run_name
+
+    path = execute(cfg, Path(args.out) / (args.name or run_name(cfg)), resume=args.resume,
+                   progress=not args.no_progress)
+    print(f"run directory: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=Path(args.out), data_root=Path(args.data_root), seed=args.seed,
+             only=args.strategies.split(",") if args.strategies else None)
+    return 0
+
+
+# ---- results ------------------------------------------------------------------------------
+def cmd_compare(args) -> int:
+    from .results.compare import compare_runs
+
+    written = compare_runs(list(args.runs), args.out, force=args.force)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .results.plots import plot_run
+
+    if not (args.run / "metrics.csv").is_file():
+        raise UserError(f"{args.run} is not a run directory (no metrics.csv)")
+    for path in plot_run(args.run):
+        print(path)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .training.export import export_run
+
+    path, size = export_run(args.run)
+    print(f"wrote {path} ({size / 2**20:.2f} MiB)")
+    return 0
+
+
+# ---- listing ------------------------------------------------------------------------------
+def cmd_list(args) -> int:
+    from .config import list_benchmarks, list_strategies, load_yaml, strategy_description
+    from .models import list_models
+    from .paths import BENCHMARKS_DIR
+
+    print("strategies:")
+    for name in list_strategies():
+        print(f"  {name:<14} {strategy_description(name)}")
+    print("benchmarks:")
+    for name in list_benchmarks():
+        b = load_yaml(BENCHMARKS_DIR / f"{name}.yaml").get("benchmark", {})
+        print(f"  {name:<14} {' -> '.join(b.get('domains', []))}")
+    print("models:")
+    for name in list_models():
+        print(f"  {name}")
+    return 0
+
+
+# ---- datasets -----------------------------------------------------------------------------
+def cmd_datasets_check(args) -> int:
+    from .data.check import check_datasets, format_report
+
+    report = check_datasets(args.root)
+    print(json.dumps(report, indent=2) if args.json else format_report(report, args.root))
+    return 0
+
+
+def cmd_datasets_synth(args) -> int:
+    from .data.synth import SynthConfig, generate
+
+    info = generate(args.out, SynthConfig(seed=args.seed))
+    print(f"wrote synthetic domains to {args.out}: {', '.join(info.get('domains', {}))}")
+    return 0
+
+
+def cmd_datasets_prepare(args) -> int:
+    from .data.prepare import PREPARERS
+    from .registry import unknown_name_error
+
+    if args.name not in PREPARERS:
+        raise unknown_name_error("preparable dataset", args.name, PREPARERS)
+    out = PREPARERS[args.name](args.root)
+    print(f"prepared {args.name} at {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

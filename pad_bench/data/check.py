@@ -1,0 +1,48 @@
+"""`pad-bench datasets check`: which of the 12 datasets are found under a root, with counts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from .datasets import SEEN, UNSEEN, create_dataset, split_counts
+from .protocol import select_ids
+
+ID_RULE, IDS = "first_500_sorted", 500  # the default protocol's training-ID selection
+
+
+def check_dataset(name: str, root: Path) -> dict:
+    ds = create_dataset(name, root)
+    found = ds.find_root()
+    if found is None:
+        return {"found": False}
+    entry: dict = {"found": True, "root": str(found)}
+    try:
+        splits = ds.load() if name in SEEN else ds.load_eval_splits()[0]
+    except UserError as e:
+        entry["error"] = str(e)
+        return entry
+    keep = set(select_ids(splits.train, ID_RULE, IDS)) if name in SEEN else None
+    train = [r for r in splits.train if keep is None or r.pid in keep]
+    entry["train"] = split_counts(train)
+    entry["query"] = split_counts(splits.query)
+    entry["gallery"] = split_counts(splits.gallery)
+    return entry
+
+
+def check_datasets(root: Path) -> dict:
+    return {name: check_dataset(name, Path(root)) for name in SEEN + UNSEEN}
+
+
+def format_report(report: dict, root: Path) -> str:
+    lines = [f"datasets under {root} (train after selecting the {IDS} smallest IDs):",
+             f"  {'dataset':<11} {'train img/ids/cams':>20} {'query img/ids':>15} {'gallery img/ids':>16}  folder"]
+    for name, e in report.items():
+        if not e["found"]:
+            lines.append(f"  {name:<11} {'not found':>20}")
+        elif "error" in e:
+            lines.append(f"  {name:<11} ERROR: {e['error']}")
+        else:
+            t, q, g = e["train"], e["query"], e["gallery"]
+            lines.append(f"  {name:<11} {t['images']:>9}/{t['ids']:>5}/{t['cams']:>3}"
+                         f" {q['images']:>9}/{q['ids']:>5} {g['images']:>10}/{g['ids']:>5}  {e['root']}")
+    return "\n".join(lines)

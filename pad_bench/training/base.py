@@ -1,0 +1,295 @@
+"""The ReID strategy every method builds on: an Avalanche `SupervisedTemplate` with P×K batches,
+a growing global classifier, per-experience optimizers and LR schedules, bf16 autocast on CUDA,
+explicit carried state, parameter accounting and state-dict checkpoints.
+
+A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a few hooks:
+  build_model(cfg, bench)      -> the nn.Module to train (classmethod)
+  adapt_model()                -> grow/reset heads at the start of an experience (before the optimizer)
+  configure_trainable()        -> set requires_grad for this experience
+  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]
+  compute_loss(out, labels)    -> the per-iteration loss (plugins may add terms in before_backward)
+  lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
+and lists what it carries between experiences in `carried` (attribute names; plugins declare
+theirs the same way). Those objects are checkpointed and counted in summary.json.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from avalanche.training.templates import SupervisedTemplate
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from ..config import per_domain
+from ..data.sampler import PKBatchSampler
+from ..errors import UserError
+from .losses import batch_hard_triplet, id_loss
+
+
+class ReIDStrategy(SupervisedTemplate):
+    """Base strategy: CLIP-ReID-style ID + triplet losses on a growing classifier (fine-tune)."""
+
+    #: attribute names (on the strategy) carried from one experience to the next, besides the model
+    carried: ClassVar[tuple[str, ...]] = ()
+    #: True for methods trained once on all domains merged into one experience
+    joint: ClassVar[bool] = False
+
+    def __init__(self, *, model: nn.Module, cfg: dict, num_classes: list[int], class_offsets: list[int],
+                 device: str = "cpu", plugins: list | None = None, evaluator=None):
+        self.cfg = cfg
+        self.hp: dict[str, Any] = cfg["strategy"]
+        self.train_cfg: dict[str, Any] = cfg["train"]
+        self.num_classes_per_exp = list(num_classes)
+        self.class_offsets = list(class_offsets)
+        self.seed = int(cfg["seed"])
+        self.exp_index = -1
+        self.epoch = 0
+        self.loss_terms: dict[str, float] = {}
+        self.images_seen = 0
+        self.param_history: list[dict] = []
+        self.base_lrs: list[float] = []
+        kwargs = {"evaluator": evaluator} if evaluator is not None else {}
+        super().__init__(
+            model=model,
+            optimizer=torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0),  # replaced per experience
+            criterion=nn.Identity(),  # unused: criterion() is overridden
+            train_mb_size=self.train_cfg["batch_p"] * self.train_cfg["batch_k"],
+            train_epochs=1,
+            eval_mb_size=self.train_cfg["eval_batch_size"],
+            device=device,
+            plugins=list(plugins or []),
+            eval_every=-1,
+            **kwargs,
+        )
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def build_model(cls, cfg: dict, bench) -> nn.Module:
+        from ..models import create_model
+
+        m = cfg["model"]
+        return create_model(m["name"], num_classes=0, weights=m.get("weights"),
+                            image_size=tuple(cfg["protocol"]["image_size"]),
+                            text_tower=bool(m.get("text_tower", False)))
+
+    # ---- hooks for methods --------------------------------------------------------------
+    def adapt_model(self) -> None:
+        """Grow the global classifier by this experience's identities (BASELINES.md growth rule)."""
+        n_new = self.num_classes_per_exp[self.exp_index]
+        init = None
+        if self.model.num_classes > 0 and self.hp.get("classifier_init", "class_means") == "class_means":
+            init = self.class_mean_rows()
+        self.model.grow_classifier(n_new, init)
+
+    def configure_trainable(self) -> None:
+        """Default: train everything the model does not freeze itself."""
+
+    def param_groups(self) -> list[dict]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return [{"name": "all", "params": params, "lr": self.hp["lr"], "weight_decay": self.hp["weight_decay"]}]
+
+    def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
+        """ID loss on every head tap + batch-hard triplet on every triplet tap."""
+        hp = self.hp
+        ce = sum(id_loss(out["logits"][t], labels, hp["label_smoothing"]) for t in out["logits"])
+        tri = sum(batch_hard_triplet(out[t], labels, hp["triplet_margin"], hp.get("triplet_normalize", False))
+                  for t in self.model.backbone.triplet_taps)
+        self.loss_terms.update(id=float(ce), tri=float(tri))
+        return hp["id_weight"] * ce + hp["triplet_weight"] * tri
+
+    def lr_factor(self, epoch: int) -> float:
+        """Warmup-multistep, stepped per epoch (0-based epoch of the current experience)."""
+        hp = self.hp
+        warm = int(hp.get("warmup_epochs", 0))
+        f = 1.0
+        if epoch < warm:
+            alpha = epoch / warm
+            f = hp.get("warmup_factor", 0.1) * (1 - alpha) + alpha
+        milestones = per_domain_list(hp.get("milestones", []), self.exp_index)
+        return f * hp.get("gamma", 0.1) ** sum(epoch >= m for m in milestones)
+
+    # ---- helpers for methods ------------------------------------------------------------
+    @property
+    def local_labels(self) -> Tensor:
+        """This experience's labels restarted at 0 (for heads rebuilt per domain)."""
+        return self.mb_y - self.class_offsets[self.exp_index]
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
+        """Eval-mode features of a dataset (eval transforms) plus labels: {key: (N, d), "labels": (N,)}."""
+        model = model or self.model
+        was_training = model.training
+        model.eval()
+        loader = DataLoader(dataset.eval(), batch_size=self.eval_mb_size, shuffle=False,
+                            num_workers=self.train_cfg["num_workers"])
+        out: dict[str, list] = {k: [] for k in keys + ("labels",)}
+        for batch in loader:
+            with self.autocast():
+                feats = model(batch[0].to(self.device))
+            for k in keys:
+                out[k].append(_get(feats, k).float())
+            out["labels"].append(batch[1].to(self.device))
+        model.train(was_training)
+        return {k: torch.cat(v) for k, v in out.items()}
+
+    def class_mean_rows(self) -> dict[str, Tensor]:
+        """L2-normalised class means of this experience's neck features, one row per new class."""
+        taps = tuple(self.model.classifiers.keys())
+        feats = self.extract(self.experience.dataset, keys=tuple(f"bn.{t}" for t in taps))
+        labels = feats["labels"] - self.class_offsets[self.exp_index]
+        n = self.num_classes_per_exp[self.exp_index]
+        rows = {}
+        for t in taps:
+            f = feats[f"bn.{t}"]
+            sums = torch.zeros(n, f.shape[1], device=f.device).index_add_(0, labels, f)
+            rows[t] = F.normalize(sums / torch.bincount(labels, minlength=n).clamp_min(1)[:, None], dim=1)
+        return rows
+
+    # ---- Avalanche overrides ------------------------------------------------------------
+    def _before_training_exp(self, **kwargs):
+        self.exp_index = self.experience.current_experience
+        self.train_epochs = int(per_domain(self.train_cfg["epochs"], self.exp_index))
+        self.epoch = 0
+        super()._before_training_exp(**kwargs)
+
+    def make_train_dataloader(self, num_workers: int = 0, **kwargs):
+        labels = [int(y) for y in self.adapted_dataset.targets]
+        self.pk_sampler = PKBatchSampler(labels, self.train_cfg["batch_p"], self.train_cfg["batch_k"],
+                                         seed=self.seed * 1000 + self.exp_index)
+        self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.pk_sampler,
+                                     num_workers=self.train_cfg["num_workers"],
+                                     pin_memory=self.device.type == "cuda")
+
+    def model_adaptation(self, model=None):
+        if not self.is_training:  # eval also calls this: never grow heads on test identities
+            return self.model
+        self.adapt_model()
+        self.configure_trainable()
+        return self.model.to(self.device)
+
+    def make_optimizer(self, **kwargs):
+        groups = [g for g in self.param_groups() if g["params"]]
+        if not groups:
+            raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
+        self.base_lrs = [g["lr"] for g in groups]
+        opt = self.hp.get("optimizer", "adam")
+        if opt == "adam":
+            self.optimizer = torch.optim.Adam(groups)
+        elif opt == "sgd":
+            self.optimizer = torch.optim.SGD(groups, momentum=self.hp.get("momentum", 0.9))
+        else:
+            raise UserError(f"strategy.optimizer must be adam or sgd, got {opt!r}")
+        self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
+
+    def _before_training_epoch(self, **kwargs):
+        self.pk_sampler.set_epoch(self.epoch)
+        factor = self.lr_factor(self.epoch)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * factor
+        super()._before_training_epoch(**kwargs)
+
+    def _after_training_epoch(self, **kwargs):
+        super()._after_training_epoch(**kwargs)
+        self.epoch += 1
+
+    def forward(self):
+        with self.autocast():
+            return self.model(self.mb_x)
+
+    def criterion(self):
+        if not self.is_training:
+            return torch.zeros((), device=self.device)
+        return self.compute_loss(self.mb_output, self.mb_y)
+
+    def _after_training_iteration(self, **kwargs):
+        self.images_seen += len(self.mb_y)
+        super()._after_training_iteration(**kwargs)
+
+    def _after_training_exp(self, **kwargs):
+        super()._after_training_exp(**kwargs)
+        self.param_history.append(self.param_report())
+
+    # ---- carried state, accounting, checkpoints -----------------------------------------
+    def carried_owners(self) -> list[tuple[str, Any]]:
+        """(prefix, owner) of everything that declares `carried`: the strategy and its plugins."""
+        owners = [("", self)]
+        owners += [(type(p).__name__ + ".", p) for p in self.plugins if getattr(p, "carried", ())]
+        return owners
+
+    def carried_state(self) -> dict[str, Any]:
+        return {prefix + name: getattr(owner, name) for prefix, owner in self.carried_owners()
+                for name in owner.carried}
+
+    def param_report(self) -> dict:
+        params = list(self.model.parameters())
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        carried = {k: nbytes(v) for k, v in self.carried_state().items()}
+        carried["model"] = nbytes(self.model)
+        return {
+            "experience": self.exp_index,
+            "total_params": total,
+            "trainable_params": trainable,
+            "trainable_ratio": trainable / max(total, 1),
+            "carried_bytes": carried,
+            "carried_total_bytes": sum(carried.values()),
+        }
+
+    def checkpoint_state(self) -> dict:
+        carried = {}
+        for prefix, owner in self.carried_owners():
+            for name in owner.carried:
+                v = getattr(owner, name)
+                carried[prefix + name] = ("module", v.state_dict()) if isinstance(v, nn.Module) else ("value", v)
+        return {"model": self.model.state_dict(), "carried": carried, "exp_index": self.exp_index,
+                "images_seen": self.images_seen, "param_history": self.param_history}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        if hasattr(self.model, "resize_for_state_dict"):
+            self.model.resize_for_state_dict(state["model"])
+        self.model.load_state_dict(state["model"])
+        for prefix, owner in self.carried_owners():
+            for name in owner.carried:
+                kind, value = state["carried"][prefix + name]
+                if kind == "module":
+                    getattr(owner, name).load_state_dict(value)
+                else:
+                    setattr(owner, name, value)
+        self.exp_index = state["exp_index"]
+        self.images_seen = state["images_seen"]
+        self.param_history = state["param_history"]
+
+
+def _get(out: Any, key: str) -> Tensor:
+    """out["a.b"] -> out["a"]["b"] for nested model outputs."""
+    for part in key.split("."):
+        out = out[part]
+    return out
+
+
+def per_domain_list(value: list, index: int) -> list:
+    """Milestones: one list for all domains, or a list of lists (one per domain)."""
+    if value and isinstance(value[0], list):
+        return value[min(index, len(value) - 1)]
+    return value
+
+
+def nbytes(obj: Any) -> int:
+    """Bytes held by tensors in obj (a tensor, module, or nested dict/list/tuple of them)."""
+    if isinstance(obj, Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, nn.Module):
+        return sum(nbytes(t) for t in list(obj.parameters()) + list(obj.buffers()))
+    if isinstance(obj, dict):
+        return sum(nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nbytes(v) for v in obj)
+    return 0
