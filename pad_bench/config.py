@@ -79,10 +79,10 @@ def _type_ok(default: Any, value: Any) -> bool:
         return isinstance(default, float) or isinstance(value, int)  # no float into an int key
     if isinstance(default, (int, float)) and isinstance(value, list):
         return True  # one value per training domain
-    if isinstance(default, str) and isinstance(value, int):
-        return True  # e.g. ids_per_domain: "all" or 500
-    if isinstance(default, int) and isinstance(value, str):
-        return True
+    if isinstance(default, list) and isinstance(value, (int, float)):
+        return all(isinstance(x, (int, float)) for x in default)  # per-domain list -> one value
+    if (default == "all" and isinstance(value, int)) or (isinstance(default, int) and value == "all"):
+        return True  # a count or "all", e.g. ids_per_domain
     return isinstance(value, type(default))
 
 
@@ -200,13 +200,15 @@ def resolve_config(
     cfg["strategy"]["name"] = strategy
 
     chosen = profile if profile is not None else default_profile
-    if chosen:
-        if chosen not in profiles:
+    for name in (chosen or "").split(","):
+        if not name:
+            continue
+        if name not in profiles:
             raise UserError(
-                f"strategy '{strategy}' has no profile '{chosen}' "
+                f"strategy '{strategy}' has no profile '{name}' "
                 f"(profiles in {strat_file.name}: {', '.join(sorted(profiles)) or 'none'})"
             )
-        merge_layer(cfg, profiles[chosen], f"{strat_file.name} profile '{chosen}'", allow_new=True)
+        merge_layer(cfg, profiles[name], f"{strat_file.name} profile '{name}'", allow_new=True)
     cfg["profile"] = chosen or ""
     if sets:
         merge_layer(cfg, sets, "--set", allow_new=False)

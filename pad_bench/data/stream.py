@@ -12,6 +12,7 @@ from typing import Sequence
 
 from torch.utils.data import Dataset
 
+from ..config import per_domain
 from .images import read_image
 from .protocol import EvalSet, Manifest, TrainDomain, build_train_domain, build_unseen_sets
 from .transforms import test_transform, train_transform
@@ -86,10 +87,13 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
     bcfg, protocol = cfg["benchmark"], cfg["protocol"]
     root = Path(bcfg["data_root"]).expanduser()
     size = protocol["image_size"]
-    tgroups = TransformGroups({
-        "train": (train_transform(size, family, pad=protocol["pad"], erasing=protocol["random_erasing"]), None),
-        "eval": (test_transform(size, family), None),
-    })
+    eval_tf = test_transform(size, family)
+
+    def tgroups(d_idx: int) -> TransformGroups:  # random erasing may differ per domain (PAD: CUHK03 0.6)
+        erasing = per_domain(protocol["random_erasing"], d_idx)
+        train_tf = train_transform(size, family, pad=protocol["pad"], erasing=erasing)
+        return TransformGroups({"train": (train_tf, None), "eval": (eval_tf, None)})
+
     manifest = Manifest(root)
     domains = [build_train_domain(name, root, protocol) for name in bcfg["domains"]]
     unseen = [s for name in bcfg["unseen"] for s in build_unseen_sets(name, root, protocol)]
@@ -99,13 +103,13 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
         manifest.add(d.name, "seen", "train", 0, d.train, d.labels)
         train_sets.append(make_reid_dataset(
             [r.path for r in d.train], [lab + offset for lab in d.labels],
-            [r.camid for r in d.train], [0] * len(d.train), d_idx, tgroups))
+            [r.camid for r in d.train], [0] * len(d.train), d_idx, tgroups(d_idx)))
         num_classes.append(d.num_classes)
         offsets.append(offset)
         offset += d.num_classes
-    test_sets = [_eval_dataset(EvalSet(d.name, 0, d.query, d.gallery), i, tgroups, manifest, "seen")
+    test_sets = [_eval_dataset(EvalSet(d.name, 0, d.query, d.gallery), i, tgroups(i), manifest, "seen")
                  for i, d in enumerate(domains)]
-    unseen_sets = [_eval_dataset(s, len(domains) + i, tgroups, manifest, "unseen")
+    unseen_sets = [_eval_dataset(s, len(domains) + i, tgroups(0), manifest, "unseen")
                    for i, s in enumerate(unseen)]
 
     train_names = [d.name for d in domains]

@@ -3,7 +3,9 @@ a growing global classifier, per-experience optimizers and LR schedules, bf16 au
 explicit carried state, parameter accounting and state-dict checkpoints.
 
 A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a few hooks:
-  build_model(cfg, bench)      -> the nn.Module to train (classmethod)
+  finalize_config(cfg)         -> resolve presets/switches before config.yaml is written (classmethod)
+  build_model(cfg, bench)      -> the nn.Module to train (classmethod; bench may be None on export)
+  export_state(model)          -> the inference weights `pad-bench export` writes (classmethod)
   adapt_model()                -> grow/reset heads at the start of an experience (before the optimizer)
   configure_trainable()        -> set requires_grad for this experience
   param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]
@@ -56,7 +58,7 @@ class ReIDStrategy(SupervisedTemplate):
             model=model,
             optimizer=torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0),  # replaced per experience
             criterion=nn.Identity(),  # unused: criterion() is overridden
-            train_mb_size=self.train_cfg["batch_p"] * self.train_cfg["batch_k"],
+            train_mb_size=int(per_domain(self.train_cfg["batch_p"], 0)) * self.train_cfg["batch_k"],
             train_epochs=1,
             eval_mb_size=self.train_cfg["eval_batch_size"],
             device=device,
@@ -66,6 +68,15 @@ class ReIDStrategy(SupervisedTemplate):
         )
 
     # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def finalize_config(cls, cfg: dict) -> None:
+        """Resolve method switches in place (e.g. presets) so config.yaml records concrete values."""
+
+    @classmethod
+    def export_state(cls, model: nn.Module) -> dict:
+        """What deployment needs: the image side only (`pad-bench export`)."""
+        return model.image_encoder_state_dict()
+
     @classmethod
     def build_model(cls, cfg: dict, bench) -> nn.Module:
         from ..models import create_model
@@ -162,8 +173,8 @@ class ReIDStrategy(SupervisedTemplate):
 
     def make_train_dataloader(self, num_workers: int = 0, **kwargs):
         labels = [int(y) for y in self.adapted_dataset.targets]
-        self.pk_sampler = PKBatchSampler(labels, self.train_cfg["batch_p"], self.train_cfg["batch_k"],
-                                         seed=self.seed * 1000 + self.exp_index)
+        p = int(per_domain(self.train_cfg["batch_p"], self.exp_index))
+        self.pk_sampler = PKBatchSampler(labels, p, self.train_cfg["batch_k"], seed=self.seed * 1000 + self.exp_index)
         self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.pk_sampler,
                                      num_workers=self.train_cfg["num_workers"],
                                      pin_memory=self.device.type == "cuda")

@@ -46,6 +46,7 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     seed_everything(cfg["seed"])
 
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    strategy_cls.finalize_config(cfg)
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
     manifest_sha = bench.manifest.sha256()
     if resume:

@@ -1,0 +1,51 @@
+"""`pad-bench demo`: the synthetic stream once (cached), every method on clip-tiny, then compare."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .config import list_strategies, resolve_config
+from .paths import strategy_dirs
+
+
+def demo_strategies() -> list[str]:
+    """Every method: a strategy YAML with a module of the same name (presets/variants excluded)."""
+    return [n for n in list_strategies() if any((d / f"{n}.py").is_file() for d in strategy_dirs())]
+
+
+def ensure_synthetic(data_root: Path) -> None:
+    from .data.synth import SynthConfig, generate, is_complete
+
+    cfg = SynthConfig()
+    if is_complete(data_root, cfg):
+        print(f"synthetic domains: cached in {data_root}")
+        return
+    t0 = time.perf_counter()
+    print(f"synthetic domains: generating into {data_root} ...", flush=True)
+    generate(data_root, cfg)
+    print(f"synthetic domains: done in {time.perf_counter() - t0:.0f}s")
+
+
+def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None) -> list[Path]:
+    from .results.compare import compare_runs
+    from .training.runner import execute, run_name
+
+    t0 = time.perf_counter()
+    ensure_synthetic(data_root)
+    names = only or demo_strategies()
+    runs = []
+    for i, name in enumerate(names, 1):
+        cfg = resolve_config(benchmark="synth", strategy=name,
+                             sets={"benchmark.data_root": str(data_root), "seed": seed})
+        run_dir = out / run_name(cfg)
+        print(f"\n[{i}/{len(names)}] {name} on {cfg['model']['name']} -> {run_dir}", flush=True)
+        execute(cfg, run_dir, resume=(run_dir / "config.yaml").exists())
+        runs.append(run_dir)
+    written = compare_runs(runs, out / "compare")
+    print(f"\ndemo finished in {(time.perf_counter() - t0) / 60:.1f} min")
+    for key, path in written.items():
+        print(f"  {key}: {path}")
+    md = written.get("markdown") or written.get("table.md")
+    if md and Path(md).is_file():
+        print("\n" + Path(md).read_text())
+    return runs

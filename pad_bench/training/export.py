@@ -1,0 +1,41 @@
+"""`pad-bench export RUN_DIR`: an inference checkpoint of the image encoder (no text tower)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..io import atomic_write
+from ..models import model_family
+from ..registry import load_strategy_class
+from ..results.store import RunStore
+from .checkpoint import load_latest_checkpoint
+
+
+def export_run(run_dir: Path) -> tuple[Path, int]:
+    """Write RUN_DIR/export/image_encoder.pt from the newest checkpoint; return (path, bytes)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = RunStore(run_dir).read_config()
+    state = load_latest_checkpoint(run_dir / "checkpoints")
+    if state is None:
+        raise UserError(f"{run_dir} has no checkpoint yet: export needs at least one finished experience")
+    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    model = strategy_cls.build_model(cfg, None)
+    weights = state["strategy"]["model"]
+    if hasattr(model, "resize_for_state_dict"):
+        model.resize_for_state_dict(weights)
+    model.load_state_dict(weights)
+    payload = {
+        "state_dict": strategy_cls.export_state(model),
+        "model": cfg["model"]["name"],
+        "strategy": cfg["strategy"]["name"],
+        "image_size": cfg["protocol"]["image_size"],
+        "normalization": model_family(cfg["model"]["name"]),
+        "step": state["step"],
+    }
+    path = run_dir / "export" / "image_encoder.pt"
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return path, path.stat().st_size

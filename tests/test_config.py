@@ -1,0 +1,59 @@
+import pytest
+
+from pad_bench.config import flatten, parse_set, per_domain, resolve_config
+from pad_bench.errors import UserError
+
+
+def test_precedence_benchmark_strategy_profile_set():
+    cfg = resolve_config(benchmark="synth", strategy="finetune")
+    assert cfg["protocol"]["image_size"] == [64, 32]          # from the benchmark
+    assert cfg["strategy"]["label_smoothing"] == 0.1          # from the strategy YAML
+    assert cfg["model"]["name"] == "clip-tiny"                # the benchmark's default profile
+    assert cfg["profile"] == "tiny"
+    cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"train.epochs": 2, "seed": 7})
+    assert cfg["train"]["epochs"] == 2 and cfg["seed"] == 7   # --set wins over the profile
+
+
+def test_real_benchmark_uses_paper_budget_and_inherits_base():
+    cfg = resolve_config(benchmark="aka-order1", strategy="joint")
+    assert cfg["benchmark"]["domains"][0] == "market1501"
+    assert cfg["strategy"]["method"] == "joint" and cfg["strategy"]["name"] == "joint"
+    assert cfg["strategy"]["milestones"] == [16, 24]          # joint.yaml overrides its base
+    assert cfg["strategy"]["lr"] == 5.0e-6                    # inherited from finetune.yaml
+    assert cfg["model"]["name"] == "clip-vit-b16"
+
+
+def test_unknown_key_suggests_closest():
+    with pytest.raises(UserError, match=r"unknown config key 'train.epoch'.*'train.epochs'"):
+        resolve_config(benchmark="synth", strategy="finetune", sets={"train.epoch": 3})
+
+
+def test_type_errors_name_the_key():
+    with pytest.raises(UserError, match="train.epochs"):
+        resolve_config(benchmark="synth", strategy="finetune", sets={"train.epochs": "abc"})
+    with pytest.raises(UserError, match="train.batch_k"):
+        resolve_config(benchmark="synth", strategy="finetune", sets={"train.batch_k": 2.5})
+
+
+def test_unknown_names_list_valid_ones():
+    with pytest.raises(UserError, match=r"unknown strategy 'fintune'.*Did you mean 'finetune'"):
+        resolve_config(benchmark="synth", strategy="fintune")
+    with pytest.raises(UserError, match=r"unknown benchmark 'aka-order3'.*aka-order1"):
+        resolve_config(benchmark="aka-order3", strategy="finetune")
+    with pytest.raises(UserError, match="no profile 'huge'"):
+        resolve_config(benchmark="synth", strategy="finetune", profile="huge")
+
+
+def test_cross_field_validation():
+    with pytest.raises(UserError, match="train.epochs has 2 values"):
+        resolve_config(benchmark="synth", strategy="finetune", sets={"train.epochs": [1, 2]})
+    with pytest.raises(UserError, match="unseen_protocol"):
+        resolve_config(benchmark="synth", strategy="finetune", sets={"protocol.unseen_protocol": "many"})
+
+
+def test_parse_set_and_helpers():
+    assert parse_set(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
+    with pytest.raises(UserError, match="key=value"):
+        parse_set(["novalue"])
+    assert flatten({"a": {"b": 1, "c": {"d": [1]}}}) == {"a.b": 1, "a.c.d": [1]}
+    assert per_domain([5, 6, 7], 1) == 6 and per_domain([5, 6], 9) == 6 and per_domain(4, 3) == 4
