@@ -9,12 +9,24 @@ from typing import Any
 
 from ..paths import MODEL_CONFIGS_DIR
 
-__all__ = ["create_model", "list_models"]
+__all__ = ["create_model", "list_models", "model_family"]
 
 
 def list_models() -> list[str]:
     """Names of the registered models (the config file stems), sorted."""
     return sorted(p.stem for p in MODEL_CONFIGS_DIR.glob("*.yaml"))
+
+
+def model_family(name: str) -> str:
+    """The model's family ("clip" or "resnet"), which also picks the input normalisation."""
+    import yaml
+
+    from ..registry import unknown_name_error
+
+    path = MODEL_CONFIGS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise unknown_name_error("model", name, list_models())
+    return yaml.safe_load(path.read_text())["family"]
 
 
 def __getattr__(name: str) -> Any:

@@ -108,7 +108,7 @@ class ReIDStrategy(SupervisedTemplate):
         ce = sum(id_loss(out["logits"][t], labels, hp["label_smoothing"]) for t in out["logits"])
         tri = sum(batch_hard_triplet(out[t], labels, hp["triplet_margin"], hp.get("triplet_normalize", False))
                   for t in self.model.backbone.triplet_taps)
-        self.loss_terms.update(id=float(ce), tri=float(tri))
+        self.loss_terms.update(id=float(ce.detach()), tri=float(tri.detach()))
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
 
     def lr_factor(self, epoch: int) -> float:

@@ -1,0 +1,50 @@
+"""CLI error paths (exit 2, one line, no traceback) and the fast, torch-free commands."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pad_bench.cli import main
+from pad_bench.config import list_strategies, resolve_config
+from pad_bench.registry import load_strategy_class
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "-b", "synth", "-s", "fintune"], "Did you mean 'finetune'"),
+    (["run", "-b", "synthh", "-s", "finetune"], "unknown benchmark 'synthh'"),
+    (["run", "-b", "synth", "-s", "finetune", "-m", "clip-tiyn"], "unknown model 'clip-tiyn'"),
+    (["run", "-b", "synth", "-s", "finetune", "--set", "train.epohcs=2"], "did you mean 'train.epochs'"),
+    (["run", "-b", "synth", "-s", "finetune", "--set", "train.epochs=two"], "'train.epochs' must be int"),
+    (["datasets", "prepare", "viper", "--root", "/nonexistent"], "unknown preparable dataset 'viper'"),
+])
+def test_bad_input_is_one_line_exit_2(args, expected, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_list_and_check_do_not_import_torch(tmp_path):
+    code = ("import sys; from pad_bench.cli import main; "
+            f"main(['list']); main(['datasets', 'check', '--root', {str(tmp_path)!r}, '--json']); "
+            "print('TORCH' if 'torch' in sys.modules else 'NO_TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("NO_TORCH")
+    assert "finetune" in out and "aka-order1" in out and "clip-vit-b16" in out
+    report = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    assert set(report) >= {"market1501", "msmt17", "viper", "prid"} and len(report) == 12
+    assert all(entry == {"found": False} for entry in report.values())
+
+
+def test_registry_discovers_a_strategy_file_the_user_writes(tmp_path, monkeypatch):
+    (tmp_path / "mystrat.py").write_text(
+        "from pad_bench.registry import register_strategy\n"
+        "from pad_bench.training.base import ReIDStrategy\n\n\n"
+        "@register_strategy('mystrat')\nclass MyStrat(ReIDStrategy):\n    carried = ()\n")
+    (tmp_path / "mystrat.yaml").write_text("description: mine\nbase: finetune\nstrategy:\n  method: mystrat\n")
+    monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
+    assert "mystrat" in list_strategies()
+    cfg = resolve_config(benchmark="synth", strategy="mystrat")
+    assert cfg["strategy"]["method"] == "mystrat" and cfg["strategy"]["lr"] == 1e-3  # tiny profile inherited
+    cls = load_strategy_class("mystrat")
+    assert cls.__name__ == "MyStrat"

@@ -1,0 +1,77 @@
+"""End-to-end runs on the tiny synthetic stream: results files, resume, CLI error paths."""
+import csv
+import json
+
+import pytest
+
+from pad_bench.cli import main
+from pad_bench.config import resolve_config
+from pad_bench.results.store import METRIC_COLUMNS
+from pad_bench.training import runner
+
+from conftest import tiny_sets
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(synth_root, strategy="finetune", **extra):
+    return resolve_config(benchmark="synth", strategy=strategy, sets=tiny_sets(synth_root, **extra))
+
+
+def test_finetune_run_writes_documented_files(synth_root, tmp_path):
+    run_dir = runner.execute(_cfg(synth_root), tmp_path / "ft", progress=False)
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0].keys()) == METRIC_COLUMNS
+    assert sorted({int(r["step"]) for r in rows}) == [0, 1, 2]
+    assert {(r["eval_domain"], r["eval_set"]) for r in rows} == {
+        ("synth_d1", "seen"), ("synth_d2", "seen"), ("synth_u1", "unseen")}
+    assert all(0 <= float(r["mAP"]) <= 100 for r in rows)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("seen_avg_final", "unseen_avg_final", "forgetting", "bwt", "fwt", "plasticity", "final"):
+        assert key in summary["mAP"] and key in summary["R1"]
+    assert [t["step"] for t in summary["timing"]] == [1, 2]
+    assert all(t["images_per_second"] > 0 for t in summary["timing"])
+    params = summary["params"]
+    assert len(params) == 2 and params[1]["trainable_params"] <= params[1]["total_params"]
+    assert params[1]["carried_bytes"]["model"] > 0
+    for name in ("config.yaml", "manifest.csv", "run.log"):
+        assert (run_dir / name).is_file()
+    assert list((run_dir / "plots").glob("*.png"))
+
+
+def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
+    full = runner.execute(_cfg(synth_root), tmp_path / "full", progress=False)
+
+    real_save = runner.save_checkpoint
+
+    def save_then_die(folder, step, state):
+        real_save(folder, step, state)
+        raise KeyboardInterrupt  # the process is killed right after experience 1's checkpoint
+
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(_cfg(synth_root), tmp_path / "killed", progress=False)
+    monkeypatch.setattr(runner, "save_checkpoint", real_save)
+    resumed = runner.execute(_cfg(synth_root), tmp_path / "killed", resume=True, progress=False)
+    assert (resumed / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
+
+
+def test_cli_refuses_existing_run_and_names_corrupt_checkpoint(synth_root, tmp_path, capsys):
+    args = ["run", "-b", "synth", "-s", "finetune", "--out", str(tmp_path), "--name", "r", "--no-progress"]
+    for k, v in tiny_sets(synth_root).items():
+        args += ["--set", f"{k}={json.dumps(v)}"]
+    assert main(args) == 0
+    metrics_before = (tmp_path / "r" / "metrics.csv").read_text()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists" in err and "--resume" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "r" / "metrics.csv").read_text() == metrics_before  # nothing overwritten
+
+    ckpts = sorted((tmp_path / "r" / "checkpoints").glob("*.pt"))
+    ckpts[-1].write_bytes(b"truncated")
+    assert main(args + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert ckpts[-1].name in err and ckpts[-2].name in err  # names the corrupt and the good one
+    assert ckpts[-2].stat().st_size > 1000
