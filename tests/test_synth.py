@@ -1,0 +1,165 @@
+"""The procedural synthetic domains: determinism, Market-1501 layout through the adapters, identity
+splits, evaluation-relevant structure and the completeness marker."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pad_bench.data import synth
+from pad_bench.data.datasets import synthetic
+from pad_bench.data.datasets.base import DATASETS, DatasetSplits
+from pad_bench.data.synth import SynthConfig, generate, is_complete
+from pad_bench.errors import UserError
+
+CFG = SynthConfig(seed=5, n_train_domains=2, n_unseen_domains=1, train_ids=3, test_ids=3, images_per_id=2,
+                  query_per_id=2, gallery_per_id=3, distractors=2, height=64, width=32)
+MARKET_NAME = re.compile(r"^(\d{4})_c(\d+)s1_\d{6}_00\.jpg$")
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 over every file's relative path and bytes."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, dict]:
+    """The reduced set under <tmp>/synth, so that the data root is <tmp> and the alias synth/<name>."""
+    root = tmp_path_factory.mktemp("data") / "synth"
+    return root, generate(root, CFG)
+
+
+@pytest.fixture(scope="module")
+def splits(generated) -> dict[str, DatasetSplits]:
+    root, _ = generated
+    return {name: DATASETS.get(name)(root.parent).load() for name in CFG.domain_names()}
+
+
+def pids(records) -> set[int]:
+    return {r.pid for r in records}
+
+
+def test_same_seed_same_bytes_other_seed_differs(generated, tmp_path):
+    root, _ = generated
+    generate(tmp_path / "again", CFG)
+    assert tree_digest(tmp_path / "again") == tree_digest(root)
+    generate(tmp_path / "other", replace(CFG, seed=6))
+    assert tree_digest(tmp_path / "other") != tree_digest(root)
+
+
+def test_adapters_registered_for_every_domain_name():
+    names = [f"synth_d{i}" for i in range(1, 9)] + [f"synth_u{i}" for i in range(1, 5)]
+    assert [c.name for c in synthetic.SYNTHETIC_DATASETS] == names
+    for name in names:
+        cls = DATASETS.get(name)
+        assert cls.kind == "synthetic"
+        assert cls.root_aliases == (f"synth/{name}", f"synthetic/{name}", name)
+        assert "pad-bench datasets synth --out" in cls.how_to_get
+
+
+def test_layout_parses_through_adapters(generated, splits):
+    root, info = generated
+    assert sorted(p.name for p in root.iterdir()) == sorted(CFG.domain_names() + ["synth.json"])
+    for name, s in splits.items():
+        # the out dir itself also works as a data root (alias "<name>")
+        assert DATASETS.get(name)(root).find_root() == root / name
+        assert s.counts() == info["domains"][name]["counts"]
+        n_cams = len(info["domains"][name]["style"]["cameras"])
+        for split, folder in synth.FOLDERS.items():
+            files = sorted((root / name / folder).iterdir())
+            assert len(files) == len(s.split(split))
+            for p, rec in zip(files, sorted(s.split(split))):
+                m = MARKET_NAME.match(p.name)
+                assert m and int(m.group(1)) == rec.pid and int(m.group(2)) - 1 == rec.camid < n_cams
+        with Image.open(s.train[0].path) as img:
+            assert (img.format, img.size) == ("JPEG", (CFG.width, CFG.height))
+
+
+def test_counts_follow_config(splits):
+    for s in splits.values():
+        assert (len(s.train), len(pids(s.train))) == (CFG.train_ids * CFG.images_per_id, CFG.train_ids)
+        assert len(s.query) == CFG.test_ids * CFG.query_per_id
+        assert len(s.gallery) == CFG.test_ids * CFG.gallery_per_id + CFG.distractors
+
+
+def test_identities_disjoint_across_domains(splits):
+    seen: set[int] = set()
+    for s in splits.values():
+        ids = pids(s.train + s.query + s.gallery) - {0}
+        assert len(ids) == CFG.train_ids + CFG.test_ids
+        assert not ids & seen
+        seen |= ids
+
+
+def test_train_and_test_ids_disjoint_distractors_only_in_gallery(splits):
+    for s in splits.values():
+        assert not pids(s.train) & pids(s.query + s.gallery)
+        assert pids(s.gallery) - {0} == pids(s.query)
+        assert 0 not in pids(s.train) | pids(s.query)
+        assert sum(r.pid == 0 for r in s.gallery) == CFG.distractors
+
+
+def test_queries_have_same_camera_and_cross_camera_positives(splits):
+    for s in splits.values():
+        for pid in pids(s.query):
+            q_cams = {r.camid for r in s.query if r.pid == pid}
+            g_cams = [r.camid for r in s.gallery if r.pid == pid]
+            assert q_cams & set(g_cams), "no same-camera gallery image to filter"
+            for cam in q_cams:
+                assert any(c != cam for c in g_cams), "a query without a valid positive"
+
+
+def test_neighbouring_domains_differ_in_style():
+    styles = [synth.sample_domain_style(CFG, k) for k in range(5)]
+    for a, b in zip(styles, styles[1:]):
+        assert a.background != b.background
+        assert a.color_transform != b.color_transform
+        assert a.hue_center != b.hue_center
+
+
+def test_is_complete_tracks_config_and_marker(generated, tmp_path):
+    root, info = generated
+    assert is_complete(root, CFG)
+    assert json.loads((root / "synth.json").read_text())["domains"].keys() == info["domains"].keys()
+    assert not is_complete(root, replace(CFG, distractors=3))
+    assert not is_complete(tmp_path, CFG)
+    (tmp_path / "synth.json").write_text("{not json")
+    assert not is_complete(tmp_path, CFG)
+
+
+def test_interrupted_generation_leaves_no_marker_and_regeneration_replaces_stale_domains(tmp_path, monkeypatch):
+    small = replace(CFG, n_train_domains=1, n_unseen_domains=0)
+    generate(tmp_path, CFG)
+    calls = []
+
+    def killed(*args):
+        calls.append(args)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(synth, "_save_jpeg", killed)
+        with pytest.raises(KeyboardInterrupt):
+            generate(tmp_path, small)
+    assert not (tmp_path / "synth.json").exists()
+    assert not is_complete(tmp_path, CFG) and not is_complete(tmp_path, small)
+    generate(tmp_path, small)
+    assert is_complete(tmp_path, small)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth.json", "synth_d1"]
+
+
+@pytest.mark.parametrize("field,value", [("n_train_domains", 9), ("n_unseen_domains", -1), ("gallery_per_id", 1),
+                                         ("train_ids", 0), ("height", 8), ("seed", -1), ("width", "64")])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(UserError, match=field):
+        SynthConfig(**{field: value})
