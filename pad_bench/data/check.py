@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from .datasets import SEEN, UNSEEN, create_dataset, split_counts
+from .datasets import SEEN, UNSEEN, create_dataset, dataset_names, split_counts
 from .protocol import select_ids
 
 ID_RULE, IDS = "first_500_sorted", 500  # the default protocol's training-ID selection
@@ -17,11 +17,11 @@ def check_dataset(name: str, root: Path) -> dict:
         return {"found": False}
     entry: dict = {"found": True, "root": str(found)}
     try:
-        splits = ds.load() if name in SEEN else ds.load_eval_splits()[0]
+        splits = ds.load_eval_splits()[0] if name in UNSEEN else ds.load()
     except UserError as e:
         entry["error"] = str(e)
         return entry
-    keep = set(select_ids(splits.train, ID_RULE, IDS)) if name in SEEN else None
+    keep = set(select_ids(splits.train, ID_RULE, IDS)) if name not in UNSEEN else None
     train = [r for r in splits.train if keep is None or r.pid in keep]
     entry["train"] = split_counts(train)
     entry["query"] = split_counts(splits.query)
@@ -30,7 +30,14 @@ def check_dataset(name: str, root: Path) -> dict:
 
 
 def check_datasets(root: Path) -> dict:
-    return {name: check_dataset(name, Path(root)) for name in SEEN + UNSEEN}
+    """The 12 benchmark datasets always; extra ones (lpw_s2, synthetic domains) when found."""
+    report = {name: check_dataset(name, Path(root)) for name in SEEN + UNSEEN}
+    for name in dataset_names():
+        if name not in report:
+            entry = check_dataset(name, Path(root))
+            if entry["found"]:
+                report[name] = entry
+    return report
 
 
 def format_report(report: dict, root: Path) -> str:
