@@ -1,0 +1,1 @@
+"""Run directories: comparison tables and plots."""

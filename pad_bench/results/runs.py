@@ -1,0 +1,208 @@
+"""Reading run directories and grouping runs (one group per strategy, model and settings) for comparison.
+
+A run directory holds config.yaml (resolved config), metrics.csv (the long results table of
+pad_bench.metrics.lifelong) and optionally summary.json. The lifelong summaries are recomputed
+from metrics.csv, so tables and plots need nothing else.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..metrics.lifelong import JOINT, lifelong_summary, results_matrix
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUMMARY_METRICS = ("mAP", "R1")
+TEXT_COLUMNS = ("trained_domain", "eval_domain", "eval_set")
+FOOTNOTE_MARKERS = ("†", "‡", "§", "¶", "#")
+
+
+@dataclass
+class Run:
+    """One run directory, loaded; `summary[metric]` is lifelong_summary of metrics.csv."""
+
+    path: Path
+    name: str
+    config: dict[str, Any]
+    table: "pd.DataFrame"
+    summary: dict[str, dict[str, Any]]
+
+    @property
+    def strategy(self) -> str:
+        return str(self.config["strategy"]["name"])
+
+    @property
+    def model(self) -> str:
+        return str(self.config["model"]["name"])
+
+    @property
+    def benchmark(self) -> str:
+        return str(self.config["benchmark"]["name"])
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.config["benchmark"]["domains"])
+
+    @property
+    def unseen(self) -> list[str]:
+        return list(self.config["benchmark"].get("unseen") or [])
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy} ({self.model})"
+
+    @property
+    def is_joint(self) -> bool:
+        """True when one step trained every domain together."""
+        return bool((self.table["trained_domain"] == JOINT).any())
+
+    def step_labels(self) -> dict[int, str]:
+        """Step -> the domain trained in it ("init" for step 0, "joint" for a joint step)."""
+        steps = self.table.drop_duplicates("step").sort_values("step")
+        return {int(s): d or "init" for s, d in zip(steps["step"], steps["trained_domain"])}
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that must match for two runs to be comparable, as flat dotted keys."""
+        protocol = self.config.get("protocol") or {}
+        return {
+            "benchmark.name": self.benchmark,
+            "benchmark.domains": self.domains,
+            "benchmark.unseen": self.unseen,
+            **{f"protocol.{k}": v for k, v in sorted(protocol.items())},
+        }
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read config.yaml, metrics.csv and (if present) summary.json; UserError when a file is missing or bad."""
+    import pandas as pd
+    import yaml
+
+    run_dir = Path(run_dir)
+    for required in ("config.yaml", "metrics.csv"):
+        if not (run_dir / required).is_file():
+            raise UserError(f"run directory {run_dir} has no {required}; pass the folder of a finished run")
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        table = pd.read_csv(run_dir / "metrics.csv", dtype={c: str for c in TEXT_COLUMNS})
+        saved = _read_json(run_dir / "summary.json")
+    except (yaml.YAMLError, pd.errors.ParserError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"run directory {run_dir} has an unreadable file: {e}") from None
+    for key in ("benchmark.name", "benchmark.domains", "strategy.name", "model.name"):
+        _require(config, key, run_dir)
+    for col in TEXT_COLUMNS:
+        if col in table.columns:
+            table[col] = table[col].fillna("")
+    domains = list(config["benchmark"]["domains"])
+    try:
+        summary = {m: lifelong_summary(table, domains, metric=m) for m in SUMMARY_METRICS}
+    except UserError as e:
+        raise UserError(f"{run_dir / 'metrics.csv'}: {e}") from None
+    return Run(run_dir, str(saved.get("run") or run_dir.name), config, table, summary)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _require(config: dict[str, Any], dotted: str, run_dir: Path) -> None:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise UserError(f"{run_dir / 'config.yaml'} has no '{dotted}'; it is not a pad-bench run config")
+        node = node[part]
+
+
+def setting_differences(ref: Run, other: Run) -> list[tuple[str, Any, Any]]:
+    """(key, ref value, other value) for every comparability setting that differs."""
+    a, b = ref.settings(), other.settings()
+    missing = "<unset>"
+    return [(k, a.get(k, missing), b.get(k, missing)) for k in dict.fromkeys([*a, *b]) if a.get(k, missing) != b.get(k, missing)]
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof=1) of per-seed values; std None for one value, both None if any is None."""
+    if not values or any(v is None for v in values):
+        return None, None
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else None
+
+
+@dataclass
+class RunGroup:
+    """Runs (seeds) of one strategy and model with identical settings.
+
+    `marker` is "" for the settings of the reference run (the first one); groups with other
+    settings (only possible with force) get a footnote marker and `differences` from the reference.
+    """
+
+    label: str
+    runs: list[Run]
+    marker: str = ""
+    differences: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    @property
+    def display_label(self) -> str:
+        return self.label + self.marker
+
+    @property
+    def is_joint(self) -> bool:
+        return self.runs[0].is_joint
+
+    def stat(self, get: Callable[[Run], float | None]) -> tuple[float | None, float | None]:
+        return mean_std([get(r) for r in self.runs])
+
+    def series(self, get: Callable[[Run], Sequence[float | None]]) -> tuple[np.ndarray, np.ndarray]:
+        """Element-wise mean and std over runs of per-step lists (NaN where missing; std NaN for one run)."""
+        lists = [[np.nan if v is None else v for v in get(r)] for r in self.runs]
+        width = max(len(v) for v in lists)
+        return _mean_std_stack(np.array([v + [np.nan] * (width - len(v)) for v in lists], dtype=float))
+
+    def matrix(self, metric: str = "mAP", eval_set: str = "seen") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+        """Mean and std over runs of the step x domain results matrix."""
+        import pandas as pd
+
+        mats = [results_matrix(r.table, metric, eval_set) for r in self.runs]
+        steps = sorted(set().union(*(m.index for m in mats)))
+        cols = list(dict.fromkeys(c for m in mats for c in m.columns))
+        mean, std = _mean_std_stack(np.stack([m.reindex(index=steps, columns=cols).to_numpy() for m in mats]))
+        return pd.DataFrame(mean, index=steps, columns=cols), pd.DataFrame(std, index=steps, columns=cols)
+
+
+def _mean_std_stack(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    std = stack.std(axis=0, ddof=1) if len(stack) > 1 else np.full(stack.shape[1:], np.nan)
+    return stack.mean(axis=0), std
+
+
+def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
+    """Group runs by (strategy, model, settings) in order of first appearance; mark non-reference settings."""
+    if not runs:
+        raise ValueError("group_runs needs at least one run")
+    ref = runs[0]
+    signatures: dict[str, str] = {}  # settings signature -> footnote marker
+    groups: dict[tuple[str, str], RunGroup] = {}
+    for run in runs:
+        sig = json.dumps(run.settings(), sort_keys=True, default=str)
+        if sig not in signatures:
+            signatures[sig] = _marker(len(signatures) - 1) if signatures else ""
+        key = (run.label, sig)
+        if key not in groups:
+            groups[key] = RunGroup(run.label, [], signatures[sig], setting_differences(ref, run))
+        groups[key].runs.append(run)
+    return list(groups.values())
+
+
+def _marker(i: int) -> str:
+    n = len(FOOTNOTE_MARKERS)
+    return FOOTNOTE_MARKERS[i % n] * (i // n + 1)
+
+
+def union_in_order(lists: Sequence[Sequence[str]]) -> list[str]:
+    """All names of the lists, each once, in order of first appearance."""
+    return list(dict.fromkeys(name for names in lists for name in names))

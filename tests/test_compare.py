@@ -1,0 +1,130 @@
+"""compare_runs tables, refusals and plots on fake run directories (fake_runs.py formulas)."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from fake_runs import write_fake_run
+from pad_bench.errors import UserError
+from pad_bench.results.compare import compare_runs
+from pad_bench.results.plots import plot_run
+
+FIGURES = ("curves", "averages", "forgetting", "heatmap")
+SQRT8 = math.sqrt(8)  # sample std of two values 4 apart
+
+
+def write_four_runs(root):
+    """finetune x seeds 0/1 (level 50/54, drop 4) and pad x seeds 0/1 (level 60, drop 1).
+
+    With 3 domains, final R[3][j] = level + j - drop * (3 - j):
+      finetune: [43, 48, 53] and [47, 52, 57] -> mean [45, 50, 55], std sqrt(8) = 2.83; Seen-Avg 48 / 52
+      pad:      [59, 61, 63] twice            -> std 0; Seen-Avg 61
+    Forgetting F_j = drop * (3 - j): finetune [8, 4] -> 6, pad [2, 1] -> 1.5.
+    Unseen viper (u = 1) final = unseen_level + 6 + 1: finetune 37 / 39 -> 38, pad 47.
+    """
+    return [
+        write_fake_run(root, "finetune-s0", strategy="finetune", model="resnet50", seed=0, level=50, unseen_level=30),
+        write_fake_run(root, "finetune-s1", strategy="finetune", model="resnet50", seed=1, level=54, unseen_level=32),
+        write_fake_run(root, "pad-s0", strategy="pad", model="clip-tiny", seed=0, level=60, drop=1, unseen_level=40),
+        write_fake_run(root, "pad-s1", strategy="pad", model="clip-tiny", seed=1, level=60, drop=1, unseen_level=40),
+    ]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    dirs = write_four_runs(root)
+    out = root / "comparison"
+    return dirs, out, compare_runs(dirs, out)
+
+
+def test_csv_has_means_and_stds(compared):
+    _, out, written = compared
+    table = pd.read_csv(written["table.csv"]).set_index("label")
+    ft, pad = table.loc["finetune (resnet50)"], table.loc["pad (clip-tiny)"]
+    assert ft["n"] == 2 and pad["n"] == 2
+    assert ft["market1501_mAP_mean"] == pytest.approx(45)
+    assert ft["market1501_mAP_std"] == pytest.approx(SQRT8, abs=1e-5)
+    assert ft["msmt17_R1_mean"] == pytest.approx(65)
+    assert ft["seen_avg_mAP_mean"] == pytest.approx(50)
+    assert ft["seen_avg_R1_mean"] == pytest.approx(60)
+    assert ft["forgetting_mAP_mean"] == pytest.approx(6)
+    assert ft["forgetting_mAP_std"] == pytest.approx(0)
+    assert ft["viper_mAP_mean"] == pytest.approx(38)
+    assert ft["unseen_avg_mAP_mean"] == pytest.approx(38.5)  # (37 + 38) / 2 and (39 + 40) / 2
+    assert pad["seen_avg_mAP_mean"] == pytest.approx(61)
+    assert pad["forgetting_mAP_mean"] == pytest.approx(1.5)
+    assert pad["viper_mAP_mean"] == pytest.approx(47)
+
+
+def test_markdown_and_latex_show_mean_std_and_best(compared):
+    _, out, written = compared
+    md = written["table.md"].read_text()
+    assert "| finetune (resnet50) | 2 | 45.0 ± 2.8 / 55.0 ± 2.8 |" in md
+    assert "**61.0 ± 0.0** / **71.0 ± 0.0**" in md  # pad's Seen-Avg is the best
+    assert "**1.5 ± 0.0**" in md  # forgetting: lower is better
+    assert "## Unseen datasets" in md and "38.0 ± 1.4" in md
+    tex = written["table.tex"].read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"cuhk\_sysu" in tex
+    assert r"45.0\,{\scriptsize$\pm$2.8}" in tex
+    assert r"\textbf{61.0}" in tex and r"\textbf{1.5}" in tex
+    assert r"\textbf{45.0}" not in tex
+
+
+def test_comparison_plots_are_written(compared):
+    _, out, written = compared
+    for name in FIGURES:
+        png, svg = out / f"{name}.png", out / f"{name}.svg"
+        assert written[png.name] == png and written[svg.name] == svg
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in svg.read_text()[:2000]
+    assert not list(out.glob("*.tmp"))
+
+
+def test_plot_run_writes_into_plots_folder(compared):
+    dirs, _, _ = compared
+    paths = plot_run(dirs[0])
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in FIGURES for e in ("png", "svg"))
+    assert all(p.parent == dirs[0] / "plots" and p.stat().st_size > 1000 for p in paths)
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"benchmark": "other-order"}, "benchmark.name"),
+        ({"domains": ["cuhk_sysu", "market1501", "msmt17"]}, "benchmark.domains"),
+        ({"unseen_names": ["viper"]}, "benchmark.unseen"),
+        ({"protocol": {"ids_per_domain": 500, "unseen_protocol": "single_split", "cuhk03_mode": "labeled", "image_size": [224, 224]}}, "protocol.image_size"),
+    ],
+)
+def test_refuses_runs_with_different_settings(tmp_path, kwargs, key):
+    a = write_fake_run(tmp_path, "a")
+    b = write_fake_run(tmp_path, "b", strategy="pad", **kwargs)
+    with pytest.raises(UserError, match=rf"'a' and 'b' differ in {key}: .* vs .*--force"):
+        compare_runs([a, b], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_force_marks_the_differing_rows(tmp_path):
+    a = write_fake_run(tmp_path, "a")
+    b = write_fake_run(tmp_path, "b", strategy="pad", level=60, protocol={"image_size": [224, 224]})
+    written = compare_runs([a, b], tmp_path / "out", force=True)
+    md = written["table.md"].read_text()
+    assert "| pad (resnet50)† | 1 |" in md
+    assert "| finetune (resnet50) | 1 | 43.0 / 53.0 |" in md  # one run: no std
+    assert "protocol.image_size = [224, 224] (reference: [256, 128])" in md
+    assert "protocol.cuhk03_mode = <unset> (reference: labeled)" in md
+    assert r"$^{\dagger}$" in written["table.tex"].read_text()
+    assert pd.read_csv(written["table.csv"])["marker"].fillna("").tolist() == ["", "†"]
+
+
+def test_missing_files_name_the_run(tmp_path):
+    run = write_fake_run(tmp_path, "broken")
+    (run / "metrics.csv").unlink()
+    with pytest.raises(UserError, match=r"broken has no metrics\.csv"):
+        compare_runs([run], tmp_path / "out")
+    with pytest.raises(UserError, match="no run directory"):
+        compare_runs([], tmp_path / "out")
