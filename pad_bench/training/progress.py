@@ -23,7 +23,7 @@ class ProgressPlugin(SupervisedPlugin):
         self.n += len(strategy.mb_y)
         rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
         terms = {k: f"{v:.3f}" for k, v in strategy.loss_terms.items()}
-        self.bar.set_postfix(loss=f"{float(strategy.loss):.3f}", **terms, img_s=f"{rate:.0f}", refresh=False)
+        self.bar.set_postfix(loss=f"{float(strategy.loss.detach()):.3f}", **terms, img_s=f"{rate:.0f}", refresh=False)
         self.bar.update(1)
 
     def after_training_epoch(self, strategy, **kwargs):
