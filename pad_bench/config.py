@@ -128,10 +128,21 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
             raise UserError(f"--set '{item}': expected key=value, e.g. --set train.epochs=2")
         key, raw = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            out[key.strip()] = raw
+            value = raw
+        out[key.strip()] = _number_or_str(value)
     return out
+
+
+def _number_or_str(value: Any) -> Any:
+    """YAML reads '3e-3' as a string (it wants '3.0e-3'); a command line means the number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def find_benchmark_file(name: str) -> Path:

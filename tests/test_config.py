@@ -52,7 +52,7 @@ def test_cross_field_validation():
 
 
 def test_parse_set_and_helpers():
-    assert parse_set(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
+    assert parse_set(["a.b=3", "c=[1, 2]", "d=x", "lr=3e-3"]) == {"a.b": 3, "c": [1, 2], "d": "x", "lr": 0.003}
     with pytest.raises(UserError, match="key=value"):
         parse_set(["novalue"])
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}}) == {"a.b": 1, "a.c.d": [1]}
