@@ -38,6 +38,8 @@ def run_name(cfg: dict) -> str:
 
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
     """Train and evaluate one configured run into run_dir. Returns run_dir."""
+    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    strategy_cls.finalize_config(cfg)  # before the resume check: config.yaml holds resolved values
     store = RunStore.create(run_dir, resume)
     if resume:
         store.check_same_run(cfg)
@@ -45,8 +47,6 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     device = _device(cfg["device"])
     seed_everything(cfg["seed"])
 
-    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    strategy_cls.finalize_config(cfg)
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
     manifest_sha = bench.manifest.sha256()
     if resume:

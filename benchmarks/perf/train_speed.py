@@ -1,0 +1,148 @@
+"""Training throughput in one process: a PAD later-domain stage-2 step vs a plain full fine-tune step.
+
+    python benchmarks/perf/train_speed.py --model clip-vit-b16 --weights random --batch 64 --device cuda \
+        --steps 20 --warmup 3
+    python benchmarks/perf/train_speed.py --model clip-tiny --device cpu --steps 3      # smoke check
+
+PAD (domain >= 2): blocks [-unfreeze_last_n:] + necks + classifiers + VA-prompts (this domain's slots)
+train; the step runs the student forward, L_base with the i2t term, the EMA-teacher forward, featKD
++ logitKD, backward, Adam and the fused EMA update, i.e. the code paths of strategies/pad.py and
+EMAVisKDPlugin. Fine-tune: every image-side parameter trains with ID + triplet losses, no text tower.
+Both use the same random batch (P×K identities), bf16 autocast on CUDA, and pad.yaml's hyperparameters.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import time
+from types import SimpleNamespace
+from typing import Callable
+
+import torch
+
+from pad_bench.config import resolve_config
+from pad_bench.models import create_model
+from pad_bench.models.zoo import model_config
+from pad_bench.plugins.ema_viskd import EMAVisKDPlugin
+from pad_bench.training.losses import batch_hard_triplet, id_loss
+from strategies.pad import PAD, pad_base_loss, pad_plugins
+
+
+def autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def pad_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    """One PAD later-domain stage-2 step (closure over its model, optimizer and EMA teacher)."""
+    layers = model_config(args.model)["vision"]["layers"]
+    cfg = resolve_config(benchmark="aka-order1", strategy="pad", sets={
+        "model.name": args.model, "model.weights": args.weights,
+        "protocol.image_size": model_config(args.model)["image_size"],
+        "strategy.unfreeze_last_n": min(4, layers)})
+    PAD.finalize_config(cfg)
+    hp = cfg["strategy"]
+    net = PAD.build_model(cfg, None).to(device)
+    net.va_prompt.allocate_new_domain_slots(8)  # domain 1's slots, then this domain's
+    net.va_prompt.allocate_new_domain_slots(8)
+    net.new_domain(args.num_classes)
+    net.set_trainable(full_backbone=False, last_n=hp["unfreeze_last_n"], ln_post_proj=hp["train_ln_post_proj"],
+                      neck_bias=False)
+    net.train()
+    groups = PAD.param_groups(SimpleNamespace(model=net, hp=hp, exp_index=1))
+    optimizer = torch.optim.Adam([g for g in groups if g["params"]])
+    bank = torch.randn(args.num_classes, net.backbone.embed_dim, device=device)
+    kd = next(p for p in pad_plugins(hp, 5) if isinstance(p, EMAVisKDPlugin))
+    # The plugin's view of the strategy: exactly the attributes it reads.
+    state = SimpleNamespace(kd_active=True, model=net, text_bank=bank, autocast=lambda: autocast(device),
+                            loss_terms={})
+    kd.before_training_exp(state)
+    taps = net.backbone.triplet_taps
+
+    def step() -> None:
+        with autocast(device):
+            out = net(x)
+        state.loss, _ = pad_base_loss(out, y, bank, hp, taps)
+        state.mb_x, state.mb_output = x, out
+        kd.before_backward(state)
+        optimizer.zero_grad(set_to_none=True)
+        state.loss.backward()
+        optimizer.step()
+        kd.after_update(state)
+
+    return step
+
+
+def finetune_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    """One plain full fine-tune step: ReIDNet without prompts or text tower, ID + triplet (finetune.yaml)."""
+    hp = resolve_config(benchmark="aka-order1", strategy="finetune")["strategy"]
+    net = create_model(args.model, num_classes=args.num_classes, weights=args.weights,
+                       image_size=tuple(model_config(args.model)["image_size"])).to(device).train()
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=hp["lr"],
+                                 weight_decay=hp["weight_decay"])
+
+    def step() -> None:
+        with autocast(device):
+            out = net(x)
+        ce = sum(id_loss(out["logits"][t], y, hp["label_smoothing"]) for t in out["logits"])
+        tri = sum(batch_hard_triplet(out[t], y, hp["triplet_margin"]) for t in net.backbone.triplet_taps)
+        loss = hp["id_weight"] * ce + hp["triplet_weight"] * tri
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def measure(build: Callable[[], Callable[[], None]], device: torch.device, batch: int, steps: int,
+            warmup: int) -> tuple[float, float | None]:
+    """(images/s, peak allocated GiB or None on CPU) of `steps` timed steps after `warmup` ones."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    step = build()
+    for _ in range(warmup):
+        step()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    rate = batch * steps / (time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return rate, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="clip-vit-b16")
+    ap.add_argument("--weights", default="random", help="'random' or a local CLIP weights file")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--k", type=int, default=4, help="images per identity in the batch")
+    ap.add_argument("--num-classes", type=int, default=500, help="identities of the current domain")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    if args.batch % args.k or args.batch // args.k > args.num_classes:
+        ap.error(f"--batch {args.batch} must be a multiple of --k {args.k} with at most --num-classes identities")
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    size = model_config(args.model)["image_size"]
+    x = torch.randn(args.batch, 3, *size, device=device)
+    y = torch.arange(args.batch // args.k, device=device).repeat_interleave(args.k)
+
+    results = {}
+    for name, case in (("pad_later_domain", pad_case), ("full_finetune", finetune_case)):
+        rate, peak = measure(lambda: case(args, device, x, y), device, args.batch, args.steps, args.warmup)
+        results[name] = rate
+        mem = f"{peak:.2f} GiB" if peak is not None else "n/a (CPU)"
+        print(f"{name:18s} {rate:9.1f} img/s   peak allocated {mem}", flush=True)
+    print(f"ratio pad/full_finetune {results['pad_later_domain'] / results['full_finetune']:.3f}  "
+          f"({args.model}, batch {args.batch}, {args.device}, {args.steps} steps after {args.warmup} warm-up)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Avalanche plugins (one behaviour each) that strategies compose."""
