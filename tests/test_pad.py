@@ -382,19 +382,10 @@ def test_domain_slot_counts():
 
 
 # ---- end to end ----------------------------------------------------------------------------------
-@pytest.fixture
-def one_thread():
-    """Tiny models: one intra-op thread per test worker is several times faster than oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,faithful", [("S0", "paper"), ("S1", "paper"), ("S2", "paper"), ("S3", "paper"),
                                              ("S4", "paper"), ("S5", "paper"), ("S5", "code")])
-def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful, one_thread):
+def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
     import json
 
     from pad_bench.training import runner
@@ -424,7 +415,7 @@ def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful, one_thre
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch, one_thread):
+def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
     """Carried state (VA pool buffers, TEXKD anchors) survives a checkpoint round trip."""
     from pad_bench.training import runner
     from strategies.pad import PAD
