@@ -152,14 +152,15 @@ class ReIDStrategy(SupervisedTemplate):
         return {k: torch.cat(v) for k, v in out.items()}
 
     def class_mean_rows(self) -> dict[str, Tensor]:
-        """L2-normalised class means of this experience's neck features, one row per new class."""
+        """L2-normalised class means of this experience's (pre-BN) head-tap features, one row per
+        new class, from the current model in eval mode (as the LSTKC/DKP code does)."""
         taps = tuple(self.model.classifiers.keys())
-        feats = self.extract(self.experience.dataset, keys=tuple(f"bn.{t}" for t in taps))
+        feats = self.extract(self.experience.dataset, keys=taps)
         labels = feats["labels"] - self.class_offsets[self.exp_index]
         n = self.num_classes_per_exp[self.exp_index]
         rows = {}
         for t in taps:
-            f = feats[f"bn.{t}"]
+            f = F.normalize(feats[t], dim=1)
             sums = torch.zeros(n, f.shape[1], device=f.device).index_add_(0, labels, f)
             rows[t] = F.normalize(sums / torch.bincount(labels, minlength=n).clamp_min(1)[:, None], dim=1)
         return rows
@@ -181,7 +182,7 @@ class ReIDStrategy(SupervisedTemplate):
 
     def model_adaptation(self, model=None):
         if not self.is_training:  # eval also calls this: never grow heads on test identities
-            return self.model
+            return self.model.to(self.device)  # Avalanche's eval() does not move the model
         self.adapt_model()
         self.configure_trainable()
         return self.model.to(self.device)
