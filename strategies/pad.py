@@ -72,7 +72,7 @@ CHOICES = {
 }
 # Per-domain tables (one entry per domain position, or one value for all); first_domain_by: name
 # moves row 0 (the first-domain settings) to the named domain.
-DOMAIN_TABLES = ("train.epochs", "train.batch_p", "protocol.random_erasing", "strategy.stage1_epochs",
+DOMAIN_TABLES = ("train.epochs", "train.batch_p", "train.random_erasing", "strategy.stage1_epochs",
                  "strategy.milestones", "strategy.prompt_lr", "strategy.kd", "strategy.new_slots")
 PROMPT_PARAMS = ("va_prompt", "g_prompt", "e_prompt", "e_key", "prompt_learner")
 HEAD_PARAMS = ("reid.classifiers.", "reid.necks.")

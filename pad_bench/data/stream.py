@@ -90,8 +90,8 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
     eval_tf = test_transform(size, family)
 
     def tgroups(d_idx: int) -> TransformGroups:  # random erasing may differ per domain (PAD: CUHK03 0.6)
-        erasing = per_domain(protocol["random_erasing"], d_idx)
-        train_tf = train_transform(size, family, pad=protocol["pad"], erasing=erasing)
+        erasing = per_domain(cfg["train"]["random_erasing"], d_idx)
+        train_tf = train_transform(size, family, pad=cfg["train"]["pad"], erasing=erasing)
         return TransformGroups({"train": (train_tf, None), "eval": (eval_tf, None)})
 
     manifest = Manifest(root)
