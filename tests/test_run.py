@@ -75,3 +75,37 @@ def test_cli_refuses_existing_run_and_names_corrupt_checkpoint(synth_root, tmp_p
     err = capsys.readouterr().err
     assert ckpts[-1].name in err and ckpts[-2].name in err  # names the corrupt and the good one
     assert ckpts[-2].stat().st_size > 1000
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "pad"])
+def test_export_keeps_the_image_encoder_only(synth_root, tmp_path, strategy, capsys):
+    import torch
+
+    from pad_bench.registry import load_strategy_class
+    from pad_bench.training.checkpoint import load_latest_checkpoint
+
+    run_dir = runner.execute(_cfg(synth_root, strategy), tmp_path / strategy, progress=False)
+    assert main(["export", str(run_dir)]) == 0
+    assert "MiB" in capsys.readouterr().out
+    payload = torch.load(run_dir / "export" / "image_encoder.pt", weights_only=False)
+    exported = payload["state_dict"]
+    assert payload["step"] == 2 and payload["image_size"] == [64, 32]
+    assert not any("classifier" in k or "token_embedding" in k or "ln_final" in k for k in exported)
+
+    cfg = yaml_config(run_dir)
+    cls = load_strategy_class(cfg["strategy"]["method"])
+    full = cls.build_model(cfg, None)
+    weights = load_latest_checkpoint(run_dir / "checkpoints")["strategy"]["model"]
+    full.resize_for_state_dict(weights)
+    full.load_state_dict(weights)
+    deployed = cls.build_model(cfg, None)
+    deployed.load_state_dict(exported, strict=False)
+    x = torch.randn(4, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.allclose(full.eval()(x)["embedding"], deployed.eval()(x)["embedding"], atol=1e-6)
+
+
+def yaml_config(run_dir):
+    import yaml
+
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
