@@ -27,7 +27,6 @@ Plugin interface offered to PAD's plugins: `prompt_pool`, `kd_active`, `text_ban
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import Tensor
@@ -42,6 +41,7 @@ from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy, per_domain_list
 from pad_bench.training.distill import FEATKD_REDUCTIONS, symmetric_supcon
 from pad_bench.training.losses import batch_hard_triplet, id_loss
+from pad_bench.training.schedules import stage1_lr, warmup_multistep
 
 COMPONENTS = ("freeze", "va_prompt", "texkd", "viskd")
 PRESETS = {  # PAD.md §6 ablation rows: (freeze, va_prompt, texkd, viskd)
@@ -117,21 +117,6 @@ def resolve_first_domain(cfg: dict) -> None:
                 rows[0], rows[first] = rows[first], rows[0]
                 set_dotted(cfg, key, rows)
     hp["first_domain_index"] = first
-
-
-def stage1_lr(epoch: int, base_lr: float, epochs: int, *, lr_min: float = 1e-6, warmup_lr: float = 1e-5,
-              warmup_epochs: int = 3) -> float:
-    """timm CosineLRScheduler(t_initial=epochs, lr_min, warmup_lr_init, warmup_t) after step(epoch), epoch = 1..E."""
-    if epoch < warmup_epochs:
-        return warmup_lr + epoch * (base_lr - warmup_lr) / warmup_epochs
-    return lr_min + 0.5 * (base_lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
-
-
-def warmup_multistep(epoch: int, milestones: list[int], *, warmup_epochs: int = 10, warmup_factor: float = 0.1,
-                     gamma: float = 0.1) -> float:
-    """WarmupMultiStepLR stepped before epoch e = 1..E: (e < W ? f + (1-f)·e/W : 1) · γ^{#milestones ≤ e}."""
-    warm = warmup_factor + (1 - warmup_factor) * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
-    return warm * gamma ** sum(epoch >= m for m in milestones)
 
 
 def param_group(name: str) -> str:

@@ -363,7 +363,7 @@ def test_first_domain_by_name_moves_first_domain_rows_order2():
 
 
 def test_schedules():
-    from strategies.pad import stage1_lr, warmup_multistep
+    from pad_bench.training.schedules import stage1_lr, warmup_multistep
 
     lrs = [stage1_lr(e, 5e-3, 12) for e in range(1, 13)]  # PAD.md §4 example
     paper = [1.67e-3, 3.34e-3, 4.27e-3, 3.75e-3, 3.15e-3, 2.50e-3, 1.85e-3, 1.25e-3, 7.3e-4, 3.4e-4, 8.6e-5, 1e-6]

@@ -29,6 +29,7 @@ from ..config import per_domain
 from ..data.sampler import PKBatchSampler
 from ..errors import UserError
 from .losses import batch_hard_triplet, id_loss
+from .schedules import warmup_multistep
 
 
 class ReIDStrategy(SupervisedTemplate):
@@ -114,13 +115,9 @@ class ReIDStrategy(SupervisedTemplate):
     def lr_factor(self, epoch: int) -> float:
         """Warmup-multistep, stepped per epoch (0-based epoch of the current experience)."""
         hp = self.hp
-        warm = int(hp.get("warmup_epochs", 0))
-        f = 1.0
-        if epoch < warm:
-            alpha = epoch / warm
-            f = hp.get("warmup_factor", 0.1) * (1 - alpha) + alpha
-        milestones = per_domain_list(hp.get("milestones", []), self.exp_index)
-        return f * hp.get("gamma", 0.1) ** sum(epoch >= m for m in milestones)
+        return warmup_multistep(epoch, per_domain_list(hp.get("milestones", []), self.exp_index),
+                                warmup_epochs=int(hp.get("warmup_epochs", 0)),
+                                warmup_factor=hp.get("warmup_factor", 0.1), gamma=hp.get("gamma", 0.1))
 
     # ---- helpers for methods ------------------------------------------------------------
     @property
