@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -135,13 +136,13 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _number_or_str(value: Any) -> Any:
     """YAML reads '3e-3' as a string (it wants '3.0e-3'); a command line means the number."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+        return float(value)
     return value
 
 

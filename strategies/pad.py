@@ -38,10 +38,10 @@ from pad_bench.plugins.ema_viskd import BANKS, EMAVisKDPlugin
 from pad_bench.plugins.prompt_growth import PromptGrowthPlugin, domain_slot_counts
 from pad_bench.plugins.texkd import TexKDPlugin
 from pad_bench.registry import register_strategy
-from pad_bench.training.base import ReIDStrategy, per_domain_list
+from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.distill import FEATKD_REDUCTIONS, symmetric_supcon
 from pad_bench.training.losses import batch_hard_triplet, id_loss
-from pad_bench.training.schedules import stage1_lr, warmup_multistep
+from pad_bench.training.schedules import stage1_lr
 
 COMPONENTS = ("freeze", "va_prompt", "texkd", "viskd")
 PRESETS = {  # PAD.md §6 ablation rows: (freeze, va_prompt, texkd, viskd)
@@ -231,12 +231,6 @@ class PAD(ReIDStrategy):
         loss, terms = pad_base_loss(out, self.local_labels, self.text_bank, self.hp, self.model.backbone.triplet_taps)
         self.loss_terms.update({k: float(v.detach()) for k, v in terms.items()})
         return loss
-
-    def lr_factor(self, epoch: int) -> float:
-        hp = self.hp
-        return warmup_multistep(epoch + 1, per_domain_list(hp["milestones"], self.exp_index),
-                                warmup_epochs=hp["warmup_epochs"], warmup_factor=hp["warmup_factor"],
-                                gamma=hp["gamma"])
 
     # ---- stage 1 ------------------------------------------------------------------------------
     def _before_training_exp(self, **kwargs):

@@ -52,8 +52,22 @@ def test_cross_field_validation():
 
 
 def test_parse_set_and_helpers():
-    assert parse_set(["a.b=3", "c=[1, 2]", "d=x", "lr=3e-3"]) == {"a.b": 3, "c": [1, 2], "d": "x", "lr": 0.003}
+    assert parse_set(["a.b=3", "c=[1, 2]", "d=x", "lr=3e-3", "n=inf"]) == {
+        "a.b": 3, "c": [1, 2], "d": "x", "lr": 0.003, "n": "inf"}
     with pytest.raises(UserError, match="key=value"):
         parse_set(["novalue"])
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}}) == {"a.b": 1, "a.c.d": [1]}
     assert per_domain([5, 6, 7], 1) == 6 and per_domain([5, 6], 9) == 6 and per_domain(4, 3) == 4
+
+
+def test_base_schedule_is_pads_warmup_multistep():
+    from types import SimpleNamespace
+
+    from pad_bench.training.base import ReIDStrategy
+
+    hp = {"milestones": [18, 26], "warmup_epochs": 10, "warmup_factor": 0.1, "gamma": 0.1}
+    fake = SimpleNamespace(hp=hp, exp_index=0)
+    factors = [ReIDStrategy.lr_factor(fake, e) for e in range(30)]  # 0-based epochs
+    assert factors[0] == pytest.approx(0.19)  # PAD.md §4: the first epoch runs at 0.19
+    assert factors[8] == pytest.approx(0.91) and factors[9] == 1.0
+    assert factors[17] == pytest.approx(0.1) and factors[25] == pytest.approx(0.01)

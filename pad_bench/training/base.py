@@ -113,9 +113,10 @@ class ReIDStrategy(SupervisedTemplate):
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
 
     def lr_factor(self, epoch: int) -> float:
-        """Warmup-multistep, stepped per epoch (0-based epoch of the current experience)."""
+        """Warmup-multistep for the 0-based epoch of the current experience, stepped before each
+        epoch as PAD does (so fine-tune and PAD share one schedule; the first epoch runs at 0.19)."""
         hp = self.hp
-        return warmup_multistep(epoch, per_domain_list(hp.get("milestones", []), self.exp_index),
+        return warmup_multistep(epoch + 1, per_domain_list(hp.get("milestones", []), self.exp_index),
                                 warmup_epochs=int(hp.get("warmup_epochs", 0)),
                                 warmup_factor=hp.get("warmup_factor", 0.1), gamma=hp.get("gamma", 0.1))
 
