@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ DEFAULT_SYNTH_ROOT = PROJECT_ROOT / ".cache" / "synth"
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(format="pad-bench: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         return args.func(args) or 0
     except UserError as e:
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--root", required=True, type=Path)
     chk.add_argument("--json", action="store_true")
     chk.set_defaults(func=cmd_datasets_check)
-    syn = dsub.add_parser("synth", help="write the synthetic person domains")
+    syn = dsub.add_parser("synth", help="write the synthetic person domains (replaces synth_* folders in --out)")
     syn.add_argument("--out", required=True, type=Path)
     syn.add_argument("--seed", type=int, default=0)
     syn.set_defaults(func=cmd_datasets_synth)
@@ -174,9 +176,13 @@ def cmd_datasets_check(args) -> int:
 
 
 def cmd_datasets_synth(args) -> int:
-    from .data.synth import SynthConfig, generate
+    from .data.synth import SynthConfig, generate, is_complete
 
-    info = generate(args.out, SynthConfig(seed=args.seed))
+    cfg = SynthConfig(seed=args.seed)
+    if is_complete(args.out, cfg):
+        print(f"{args.out} already holds these synthetic domains (seed {args.seed}); nothing to do")
+        return 0
+    info = generate(args.out, cfg)
     print(f"wrote synthetic domains to {args.out}: {', '.join(info.get('domains', {}))}")
     return 0
 

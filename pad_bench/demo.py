@@ -45,7 +45,7 @@ def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | Non
     print(f"\ndemo finished in {(time.perf_counter() - t0) / 60:.1f} min")
     for key, path in written.items():
         print(f"  {key}: {path}")
-    md = written.get("markdown") or written.get("table.md")
+    md = written.get("table.md")
     if md and Path(md).is_file():
         print("\n" + Path(md).read_text())
     return runs

@@ -64,6 +64,7 @@ def write_fake_run(
     domains: list[str] | None = None,
     unseen_names: list[str] | None = None,
     protocol: dict[str, Any] | None = None,
+    strategy_settings: dict[str, Any] | None = None,
 ) -> Path:
     """Write root/name with config.yaml, metrics.csv and summary.json as the run store writes them."""
     domains = list(DOMAINS if domains is None else domains)
@@ -73,7 +74,7 @@ def write_fake_run(
     config = {
         "seed": seed,
         "benchmark": {"name": benchmark, "domains": domains, "unseen": unseen_names},
-        "strategy": {"name": strategy},
+        "strategy": {"name": strategy, **(strategy_settings or {})},
         "model": {"name": model},
         "protocol": dict(PROTOCOL if protocol is None else protocol),
     }

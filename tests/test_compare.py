@@ -128,3 +128,14 @@ def test_missing_files_name_the_run(tmp_path):
         compare_runs([run], tmp_path / "out")
     with pytest.raises(UserError, match="no run directory"):
         compare_runs([], tmp_path / "out")
+
+
+def test_runs_of_one_strategy_with_other_settings_are_separate_rows(tmp_path):
+    runs = [write_fake_run(tmp_path, f"s3-{s}", strategy="pad", seed=s, strategy_settings={"preset": "S3"})
+            for s in (0, 1)]
+    runs.append(write_fake_run(tmp_path, "s5", strategy="pad", strategy_settings={"preset": "S5"}, level=60.0))
+    compare_runs(runs, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "table.csv")
+    assert len(table) == 2
+    assert table.iloc[0]["n"] == 2 and table.iloc[1]["n"] == 1
+    assert "strategy.preset=S5" in table.iloc[1].iloc[0]  # the row says what differs

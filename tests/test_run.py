@@ -84,7 +84,12 @@ def test_export_keeps_the_image_encoder_only(synth_root, tmp_path, strategy, cap
     from pad_bench.registry import load_strategy_class
     from pad_bench.training.checkpoint import load_latest_checkpoint
 
+    import yaml
+
     run_dir = runner.execute(_cfg(synth_root, strategy), tmp_path / strategy, progress=False)
+    stored = yaml_config(run_dir)
+    stored["model"]["weights"] = str(tmp_path / "moved-away.pt")  # the pretrained file is gone
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
     assert main(["export", str(run_dir)]) == 0
     assert "MiB" in capsys.readouterr().out
     payload = torch.load(run_dir / "export" / "image_encoder.pt", weights_only=False)
@@ -93,6 +98,7 @@ def test_export_keeps_the_image_encoder_only(synth_root, tmp_path, strategy, cap
     assert not any("classifier" in k or "token_embedding" in k or "ln_final" in k for k in exported)
 
     cfg = yaml_config(run_dir)
+    cfg["model"]["weights"] = "random"
     cls = load_strategy_class(cfg["strategy"]["method"])
     full = cls.build_model(cfg, None)
     weights = load_latest_checkpoint(run_dir / "checkpoints")["strategy"]["model"]

@@ -6,6 +6,7 @@ from avalanche.evaluation.metric_definitions import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
+from ..errors import UserError
 from .retrieval import evaluate_retrieval
 
 
@@ -42,8 +43,13 @@ class RetrievalMetric(PluginMetric):
     def after_eval_exp(self, strategy):
         feats, pids = torch.cat(self._feats), torch.cat(self._pids)
         camids, isq = torch.cat(self._camids), torch.cat(self._isq)
-        r = evaluate_retrieval(feats[isq], feats[~isq], pids[isq], pids[~isq], camids[isq], camids[~isq],
-                               max_rank=self.max_rank)
+        try:
+            r = evaluate_retrieval(feats[isq], feats[~isq], pids[isq], pids[~isq], camids[isq], camids[~isq],
+                                   max_rank=self.max_rank)
+        except ValueError as e:  # bad data, e.g. no query has a cross-camera match
+            exp = strategy.experience
+            raise UserError(f"cannot evaluate {exp.origin_stream.name} experience {exp.current_experience}: "
+                            f"{e}") from None
         cmc = r["cmc"]
         row = {
             "stream": strategy.experience.origin_stream.name,

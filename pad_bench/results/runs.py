@@ -58,6 +58,13 @@ class Run:
     def label(self) -> str:
         return f"{self.strategy} ({self.model})"
 
+    def recipe(self) -> dict[str, Any]:
+        """The method's settings (strategy and train sections, flat), which seeds of one method share."""
+        from ..config import flatten
+
+        flat = flatten({"strategy": self.config.get("strategy") or {}, "train": self.config.get("train") or {}})
+        return {k: v for k, v in flat.items() if k not in RECIPE_IGNORED}
+
     @property
     def is_joint(self) -> bool:
         """True when one step trained every domain together."""
@@ -181,21 +188,32 @@ def _mean_std_stack(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
-    """Group runs by (strategy, model, settings) in order of first appearance; mark non-reference settings."""
+    """Group runs by (strategy, model, method settings, protocol settings) in order of first appearance.
+
+    Runs of one strategy whose strategy/train settings differ (a preset, a switch) are separate rows,
+    labelled with what differs from the first such run; non-reference protocol settings are marked."""
     if not runs:
         raise ValueError("group_runs needs at least one run")
     ref = runs[0]
     signatures: dict[str, str] = {}  # settings signature -> footnote marker
+    first_recipe: dict[str, dict[str, Any]] = {}  # label -> recipe of its first run
     groups: dict[tuple[str, str], RunGroup] = {}
     for run in runs:
         sig = json.dumps(run.settings(), sort_keys=True, default=str)
         if sig not in signatures:
             signatures[sig] = _marker(len(signatures) - 1) if signatures else ""
-        key = (run.label, sig)
+        recipe = run.recipe()
+        base = first_recipe.setdefault(run.label, recipe)
+        diff = [f"{k}={recipe.get(k)}" for k in sorted(set(recipe) | set(base)) if recipe.get(k) != base.get(k)]
+        label = f"{run.label} [{', '.join(diff)}]" if diff else run.label
+        key = (label, sig)
         if key not in groups:
-            groups[key] = RunGroup(run.label, [], signatures[sig], setting_differences(ref, run))
+            groups[key] = RunGroup(label, [], signatures[sig], setting_differences(ref, run))
         groups[key].runs.append(run)
     return list(groups.values())
+
+
+RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size")  # speed only, not the method
 
 
 def _marker(i: int) -> str:

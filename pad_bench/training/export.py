@@ -23,7 +23,8 @@ def export_run(run_dir: Path) -> tuple[Path, int]:
     if state is None:
         raise UserError(f"{run_dir} has no checkpoint yet: export needs at least one finished experience")
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    model = strategy_cls.build_model(cfg, None)
+    # The checkpoint holds every weight: no need for (or access to) the pretrained file again.
+    model = strategy_cls.build_model({**cfg, "model": {**cfg["model"], "weights": "random"}}, None)
     weights = state["strategy"]["model"]
     if hasattr(model, "resize_for_state_dict"):
         model.resize_for_state_dict(weights)

@@ -57,7 +57,7 @@ def prepare_cuhk03(data_root: Path) -> Path:
     out = data_root / OUT_DIR
     todo = [m for m in modes if not (out / m).exists()]
     for mode in sorted(set(modes) - set(todo)):
-        log.info("%s already exists; delete it to convert again", out / mode)
+        log.warning("%s already exists, kept as is; delete it to convert again", out / mode)
     if todo:
         with open_hdf5(raw / RAW_MAT) as mat:
             for mode in todo:

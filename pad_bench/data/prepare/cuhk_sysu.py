@@ -45,7 +45,7 @@ def prepare_cuhk_sysu(data_root: Path) -> Path:
                         "cuhk_sysu", CUHKSYSU.how_to_get)
     out = raw / OUT_DIR
     if out.exists():
-        log.info("%s already exists; delete it to crop again", out)
+        log.warning("%s already exists, kept as is; delete it to crop again", out)
         return out
     train = read_train(raw / PROTOCOL / "Train.mat")
     query, gallery = read_test(raw / PROTOCOL / "TestG50.mat")
