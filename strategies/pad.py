@@ -40,7 +40,7 @@ from pad_bench.plugins.texkd import TexKDPlugin
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.distill import FEATKD_REDUCTIONS, symmetric_supcon
-from pad_bench.training.losses import batch_hard_triplet, id_loss
+from pad_bench.training.losses import id_loss, reid_losses
 from pad_bench.training.schedules import stage1_lr
 
 COMPONENTS = ("freeze", "va_prompt", "texkd", "viskd")
@@ -131,8 +131,7 @@ def pad_base_loss(out: dict, labels: Tensor, bank: Tensor, hp: dict,
     """L_base (PAD.md §3.2) on domain-local labels, plus the VA key-pull term when `out` has one.
 
     Returns the loss and its unweighted terms."""
-    ce = sum(id_loss(out["logits"][t], labels, hp["label_smoothing"]) for t in out["logits"])
-    tri = sum(batch_hard_triplet(out[t], labels, hp["triplet_margin"]) for t in triplet_taps)
+    ce, tri = reid_losses(out, labels, hp, triplet_taps)
     i2t = id_loss(out["proj"].float() @ bank.float().t(), labels, hp["label_smoothing"])
     loss = hp["id_weight"] * ce + hp["triplet_weight"] * tri + hp["i2t_weight"] * i2t
     terms = {"id": ce, "tri": tri, "i2t": i2t}

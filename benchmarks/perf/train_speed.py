@@ -25,7 +25,7 @@ from pad_bench.config import resolve_config
 from pad_bench.models import create_model
 from pad_bench.models.zoo import model_config
 from pad_bench.plugins.ema_viskd import EMAVisKDPlugin
-from pad_bench.training.losses import batch_hard_triplet, id_loss
+from pad_bench.training.losses import reid_losses
 from strategies.pad import PAD, pad_base_loss, pad_plugins
 
 
@@ -84,8 +84,7 @@ def finetune_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) 
     def step() -> None:
         with autocast(device):
             out = net(x)
-        ce = sum(id_loss(out["logits"][t], y, hp["label_smoothing"]) for t in out["logits"])
-        tri = sum(batch_hard_triplet(out[t], y, hp["triplet_margin"]) for t in net.backbone.triplet_taps)
+        ce, tri = reid_losses(out, y, hp, net.backbone.triplet_taps)
         loss = hp["id_weight"] * ce + hp["triplet_weight"] * tri
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

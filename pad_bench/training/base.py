@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ..config import per_domain
 from ..data.sampler import PKBatchSampler
 from ..errors import UserError
-from .losses import batch_hard_triplet, id_loss
+from .losses import reid_losses
 from .schedules import warmup_multistep
 
 
@@ -106,9 +106,7 @@ class ReIDStrategy(SupervisedTemplate):
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
         """ID loss on every head tap + batch-hard triplet on every triplet tap."""
         hp = self.hp
-        ce = sum(id_loss(out["logits"][t], labels, hp["label_smoothing"]) for t in out["logits"])
-        tri = sum(batch_hard_triplet(out[t], labels, hp["triplet_margin"], hp.get("triplet_normalize", False))
-                  for t in self.model.backbone.triplet_taps)
+        ce, tri = reid_losses(out, labels, hp, self.model.backbone.triplet_taps)
         self.loss_terms.update(id=float(ce.detach()), tri=float(tri.detach()))
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
 
