@@ -14,8 +14,8 @@ the resolved values):
     new slots and the pull term draws their keys to its queries; see VAPromptPool); tests use trained
     slots only; the first domain is the first *position*; BNNeck biases stay frozen.
   code (zu-zi/PAD ca2b557): the text teacher is the initial prompts only (`init_prompts`), keys stay
-    random (`none`), tests pick among every slot of the pool, 36 in the paper (`all_36`), first-domain settings follow the
-    dataset *name* (`first_domain_by: name`: under order 2 Market keeps KD off and a full unfreeze,
+    random (`none`), tests pick among every slot of the pool, 36 in the paper (`all_36`), first-domain
+    settings follow the dataset *name* (`first_domain_by: name`: under order 2 Market keeps KD off and a full unfreeze,
     and the domain in first position trains with KD and the partial unfreeze), BNNeck biases train.
     The `code` profile of pad.yaml adds the data-protocol rows (all IDs, detected CUHK03, ...).
 Ablation rows S0-S5 of PAD.md §6: `strategy.preset` (or strategies/pad-s0.yaml ... pad-s5.yaml).
