@@ -17,7 +17,9 @@ DEFAULT_SYNTH_ROOT = PROJECT_ROOT / ".cache" / "synth"
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(format="pad-bench: %(levelname)s: %(message)s", level=logging.WARNING)
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)  # run progress goes to run.log and stdout, warnings also here
+    logging.basicConfig(format="pad-bench: %(levelname)s: %(message)s", handlers=[console])
     try:
         return args.func(args) or 0
     except UserError as e:
