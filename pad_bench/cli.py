@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", "-m", help="model name (overrides the strategy's default)")
     r.add_argument("--data-root", help="folder holding the datasets")
     r.add_argument("--out", default="results", help="parent folder of run directories (default: results)")
-    r.add_argument("--name", help="run directory name (default: <strategy>-<benchmark>-<model>-s<seed>)")
+    r.add_argument("--name", help="run directory name (default: <strategy>-<benchmark>-<model>-s<seed>, "
+                                  "plus a short hash of --set/--profile when given)")
     r.add_argument("--seed", type=int)
     r.add_argument("--device", help="cpu or cuda")
     r.add_argument("--profile", help="a named profile of the strategy YAML (e.g. resnet, tiny)")
@@ -104,10 +105,15 @@ def resolve_run_config(args) -> dict:
 
 
 def cmd_run(args) -> int:
+    from .config import parse_set
+    from .results.store import check_run_name
+
+    name = check_run_name(args.name) if args.name is not None else None
     cfg = resolve_run_config(args)
     from .training.runner import execute, run_name
 
-    path = execute(cfg, Path(args.out) / (args.name or run_name(cfg)), resume=args.resume,
+    overrides = dict(parse_set(args.set), **({"profile": args.profile} if args.profile else {}))
+    path = execute(cfg, Path(args.out) / (name or run_name(cfg, overrides)), resume=args.resume,
                    progress=not args.no_progress)
     print(f"run directory: {path}")
     return 0
@@ -144,8 +150,9 @@ def cmd_plot(args) -> int:
 def cmd_export(args) -> int:
     from .training.export import export_run
 
-    path, size = export_run(args.run)
-    print(f"wrote {path} ({size / 2**20:.2f} MiB)")
+    path, size, step, total = export_run(args.run)
+    unfinished = f" (the run is unfinished: step {step} of {total})" if step < total else ""
+    print(f"wrote {path} ({size / 2**20:.2f} MiB) from step {step}{unfinished}")
     return 0
 
 

@@ -13,6 +13,13 @@ A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a
   lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
 and lists what it carries between experiences in `carried` (attribute names; plugins declare
 theirs the same way). Those objects are checkpointed and counted in summary.json.
+
+Plugin state contract (for resume): a plugin lists in `carried` the attributes that live from one
+experience to the next, and implements `state_dict() -> dict` / `load_state_dict(state)` for state
+that lives inside an experience (e.g. PAD's EMA teacher). Values are tensors, numbers, strings and
+lists/dicts of them (checkpoints load with weights_only=True). Everything else a plugin holds must be
+rebuilt by its experience set-up hooks: resuming inside an experience replays that set-up from the
+previous boundary checkpoint (same model, same RNG state) and then loads the saved state on top.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from torch.utils.data import DataLoader
 from ..config import per_domain
 from ..data.sampler import PKBatchSampler
 from ..errors import UserError
+from .checkpoint import load_model_state, rng_state, set_rng_state
 from .losses import reid_losses
 from .schedules import warmup_multistep
 
@@ -54,6 +62,9 @@ class ReIDStrategy(SupervisedTemplate):
         self.images_seen = 0
         self.param_history: list[dict] = []
         self.base_lrs: list[float] = []
+        self.checkpoint_every = int(self.train_cfg.get("checkpoint_every_epochs", 0))
+        self.epoch_checkpoint = None  # callable(strategy), set by the runner: writes a mid-experience checkpoint
+        self.resume_state: dict | None = None  # a mid_experience_state() to continue from in the next train()
         kwargs = {"evaluator": evaluator} if evaluator is not None else {}
         super().__init__(
             model=model,
@@ -187,6 +198,10 @@ class ReIDStrategy(SupervisedTemplate):
         groups = [g for g in self.param_groups() if g["params"]]
         if not groups:
             raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
+        for g in groups:
+            if not g["lr"] >= 0:  # torch checks only the default rate, not each group's
+                raise UserError(f"strategy '{self.hp['name']}': learning rate {g['lr']} of parameter group "
+                                f"'{g.get('name', '?')}' must be >= 0")
         self.base_lrs = [g["lr"] for g in groups]
         opt = self.hp.get("optimizer", "adam")
         if opt == "adam":
@@ -207,6 +222,22 @@ class ReIDStrategy(SupervisedTemplate):
     def _after_training_epoch(self, **kwargs):
         super()._after_training_epoch(**kwargs)
         self.epoch += 1
+        every = self.checkpoint_every
+        if every > 0 and self.epoch % every == 0 and self.epoch < self.train_epochs and self.epoch_checkpoint:
+            self.epoch_checkpoint(self)
+
+    def _train_exp(self, experience, eval_streams=None, **kwargs):
+        """Avalanche's epoch loop, starting at `self.epoch` (non-zero when resumed inside the experience)."""
+        if self.resume_state is not None:
+            self.load_mid_experience_state(self.resume_state)
+            self.resume_state = None
+        while self.epoch < self.train_epochs:
+            self._before_training_epoch(**kwargs)
+            if self._stop_training:
+                self._stop_training = False
+                break
+            self.training_epoch(**kwargs)
+            self._after_training_epoch(**kwargs)
 
     def forward(self):
         with self.autocast():
@@ -231,6 +262,10 @@ class ReIDStrategy(SupervisedTemplate):
         owners = [("", self)]
         owners += [(type(p).__name__ + ".", p) for p in self.plugins if getattr(p, "carried", ())]
         return owners
+
+    def resumable_plugins(self) -> dict[str, Any]:
+        """Plugins that implement the state contract's state_dict()/load_state_dict(), by class name."""
+        return {type(p).__name__: p for p in self.plugins if callable(getattr(p, "state_dict", None))}
 
     def carried_state(self) -> dict[str, Any]:
         return {prefix + name: getattr(owner, name) for prefix, owner in self.carried_owners()
@@ -258,12 +293,11 @@ class ReIDStrategy(SupervisedTemplate):
                 v = getattr(owner, name)
                 carried[prefix + name] = ("module", v.state_dict()) if isinstance(v, nn.Module) else ("value", v)
         return {"model": self.model.state_dict(), "carried": carried, "exp_index": self.exp_index,
-                "images_seen": self.images_seen, "param_history": self.param_history}
+                "images_seen": self.images_seen, "param_history": self.param_history,
+                "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
 
-    def load_checkpoint_state(self, state: dict) -> None:
-        if hasattr(self.model, "resize_for_state_dict"):
-            self.model.resize_for_state_dict(state["model"])
-        self.model.load_state_dict(state["model"])
+    def load_checkpoint_state(self, state: dict, source: str = "checkpoint") -> None:
+        load_model_state(self.model, state["model"], source)
         for prefix, owner in self.carried_owners():
             for name in owner.carried:
                 kind, value = state["carried"][prefix + name]
@@ -274,6 +308,25 @@ class ReIDStrategy(SupervisedTemplate):
         self.exp_index = state["exp_index"]
         self.images_seen = state["images_seen"]
         self.param_history = state["param_history"]
+        self._load_plugin_states(state.get("plugins", {}))
+
+    def _load_plugin_states(self, states: dict) -> None:
+        for name, plugin in self.resumable_plugins().items():
+            plugin.load_state_dict(states.get(name, {}))
+
+    def mid_experience_state(self) -> dict:
+        """Everything that changes inside an experience, after `self.epoch` epochs of it."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
+                "images_seen": self.images_seen, "rng": rng_state(),
+                "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
+
+    def load_mid_experience_state(self, state: dict) -> None:
+        """Continue after the set-up of the experience was replayed: weights, optimizer, epoch, plugins, RNG."""
+        load_model_state(self.model, state["model"], "the mid-experience checkpoint")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.images_seen = state["epoch"], state["images_seen"]
+        self._load_plugin_states(state["plugins"])
+        set_rng_state(state["rng"])
 
 
 def _get(out: Any, key: str) -> Tensor:
