@@ -3,6 +3,7 @@ them, so --help, list and datasets check stay fast."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except UserError as e:
         print(f"pad-bench: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk outside the atomic writers (logs, TensorBoard)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"pad-bench: error: no space left on {e.filename or 'the output disk'}; free some space, "
+              f"then continue with --resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pad-bench: interrupted; resume with --resume", file=sys.stderr)
@@ -62,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("runs", nargs="+", type=Path)
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--force", action="store_true", help="compare runs whose protocols differ (marked)")
+    c.add_argument("--skip-unfinished", action="store_true",
+                   help="leave out runs that did not reach their last step (listed under the table)")
     c.set_defaults(func=cmd_compare)
 
     pl = sub.add_parser("plot", help="draw one run's plots into RUN_DIR/plots/")
@@ -131,7 +140,7 @@ def cmd_demo(args) -> int:
 def cmd_compare(args) -> int:
     from .results.compare import compare_runs
 
-    written = compare_runs(list(args.runs), args.out, force=args.force)
+    written = compare_runs(list(args.runs), args.out, force=args.force, skip_unfinished=args.skip_unfinished)
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0

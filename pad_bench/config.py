@@ -17,7 +17,7 @@ import yaml
 
 from .errors import UserError
 from .paths import BENCHMARKS_DIR, strategy_dirs
-from .registry import unknown_name_error
+from .registry import method_modules, unknown_name_error
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
 # Sections whose contents are free-form per method/dataset: new keys may be introduced there
@@ -184,6 +184,13 @@ def strategy_layers(name: str, _seen: tuple = ()) -> list[tuple[str, dict]]:
     return layers + [(name, layer)]
 
 
+def check_method(method: str, strategy: str) -> None:
+    """The strategy YAML's `strategy.method` must name a method module (without importing it: fast)."""
+    found = method_modules()
+    if method not in found:
+        raise UserError(f"strategy '{strategy}' uses {unknown_name_error('strategy method', str(method), found)}")
+
+
 def strategy_description(name: str) -> str:
     return str(load_yaml(find_strategy_file(name)).get("description", ""))
 
@@ -210,6 +217,7 @@ def resolve_config(
             profiles[pname] = {**profiles.get(pname, {}), **flatten(pvalues)}
         merge_layer(cfg, layer, f"strategies/{name}.yaml", allow_new=True)
     cfg["strategy"]["name"] = strategy
+    check_method(cfg["strategy"]["method"], strategy)
 
     chosen = profile if profile is not None else default_profile
     for name in (chosen or "").split(","):

@@ -73,6 +73,12 @@ def load_strategy_class(method: str):
                 spec.loader.exec_module(module)
             break
     if method not in STRATEGIES:
-        found = {p.stem for d in strategy_dirs() if d.is_dir() for p in d.glob("*.py") if p.stem != "__init__"}
-        raise unknown_name_error("strategy method", method, found)
+        raise unknown_name_error("strategy method", method, method_modules())
     return STRATEGIES.get(method)
+
+
+def method_modules() -> set[str]:
+    """Names of the method modules in the strategy folders (found without importing them)."""
+    from .paths import strategy_dirs
+
+    return {p.stem for d in strategy_dirs() if d.is_dir() for p in d.glob("*.py") if p.stem != "__init__"}
