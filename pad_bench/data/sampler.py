@@ -1,6 +1,6 @@
-"""Identity batch samplers: PAD's P×K chunks and the LSTKC family's multi-gallery sampler.
-
-Both are deterministic for a given (seed, epoch): call `set_epoch` before each epoch.
+"""Identity batch samplers: PAD's P×K chunks (docs/methods/pad.md#data) and the LSTKC family's
+multi-gallery sampler (docs/methods/lstkc.md). Both are deterministic for a given (seed, epoch):
+call `set_epoch` before each epoch.
 """
 from __future__ import annotations
 

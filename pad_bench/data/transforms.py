@@ -1,8 +1,9 @@
 """Train and test transforms of the two model families, with a configurable input size.
 
-CLIP (PAD's pipeline): mean = std = 0.5, bicubic train resize, bilinear test resize, torchvision's
-random erasing with random values. ResNet (the LSTKC family's pipeline): ImageNet statistics,
-bicubic train and test resize, and that code's own random erasing (`ReIDRandomErasing`).
+CLIP (PAD's pipeline, docs/methods/pad.md#data): mean = std = 0.5, bicubic train resize, bilinear
+test resize, torchvision's random erasing with random values. ResNet (the LSTKC family's pipeline,
+docs/methods/lstkc.md): ImageNet statistics, bicubic train and test resize, and that code's own
+random erasing (`ReIDRandomErasing`).
 """
 from __future__ import annotations
 

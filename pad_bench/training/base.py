@@ -89,7 +89,7 @@ class ReIDStrategy(SupervisedTemplate):
 
     # ---- hooks for methods --------------------------------------------------------------
     def adapt_model(self) -> None:
-        """Grow the global classifier by this experience's identities (BASELINES.md growth rule)."""
+        """Grow the global classifier by this experience's identities (docs/methods/finetune.md#classifier-growth)."""
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
         if self.model.num_classes > 0 and self.hp.get("classifier_init", "class_means") == "class_means":
