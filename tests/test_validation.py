@@ -43,7 +43,8 @@ def test_cli_seed_out_of_range_is_one_line(capsys):
 
 
 def test_unknown_method_in_a_strategy_file_names_the_method(tmp_path, monkeypatch):
-    (tmp_path / "mine.yaml").write_text("strategy:\n  method: nosuchmethod\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "mine.yaml").write_text("strategy:\n  method: nosuchmethod\n")
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
     with pytest.raises(UserError, match="strategy 'mine' uses unknown strategy method 'nosuchmethod'"):
         resolve_config(benchmark="synth", strategy="mine")  # synth's default profile 'tiny' is not in mine.yaml

@@ -228,14 +228,17 @@ def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: lis
 
 def _log_step(step: int, domain: str, summary: dict, train_s: float, eval_s: float) -> None:
     m, r = summary["mAP"], summary["R1"]
-    seen = m["seen_avg"][-1] if m["seen_avg"] else float("nan")
-    unseen = m["unseen_avg"][-1] if m["unseen_avg"] else float("nan")
-    seen_r1 = r["seen_avg"][-1] if r["seen_avg"] else float("nan")
-    unseen_r1 = r["unseen_avg"][-1] if r["unseen_avg"] else float("nan")
+    seen, unseen, seen_r1, unseen_r1 = (_last(d[k]) for d, k in ((m, "seen_avg"), (m, "unseen_avg"),
+                                                                  (r, "seen_avg"), (r, "unseen_avg")))
     msg = (f"step {step} ({domain}): Seen-Avg mAP/R1 {seen:.1f}/{seen_r1:.1f}  "
            f"Unseen-Avg {unseen:.1f}/{unseen_r1:.1f}  [train {train_s:.0f}s, eval {eval_s:.0f}s]")
     log.info(msg)
     print(msg, flush=True)
+
+
+def _last(values: list) -> float:
+    """The newest value of a per-step series; NaN when there is none (e.g. no unseen sets)."""
+    return values[-1] if values and values[-1] is not None else float("nan")
 
 
 def _device(name: str) -> torch.device:
