@@ -7,26 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..paths import MODEL_CONFIGS_DIR
+from ..registry import MODELS
 
 __all__ = ["create_model", "list_models", "model_family"]
 
 
 def list_models() -> list[str]:
     """Names of the registered models (the config file stems), sorted."""
-    return sorted(p.stem for p in MODEL_CONFIGS_DIR.glob("*.yaml"))
+    return MODELS.names()
 
 
 def model_family(name: str) -> str:
     """The model's family ("clip" or "resnet"), which also picks the input normalisation."""
-    import yaml
+    from ..config import load_yaml
 
-    from ..registry import unknown_name_error
-
-    path = MODEL_CONFIGS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise unknown_name_error("model", name, list_models())
-    return yaml.safe_load(path.read_text())["family"]
+    return load_yaml(MODELS.path(name))["family"]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import yaml
 from torch import Tensor, nn
 
+from ..config import load_yaml
 from ..errors import UserError
-from ..paths import MODEL_CONFIGS_DIR
-from ..registry import unknown_name_error
-from . import list_models
+from ..registry import MODELS
 from .clip import CLIPBackbone
 from .reid import ReIDNet
 from .resnet import ResNetBackbone
@@ -58,9 +56,7 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
 
 def model_config(name: str) -> dict[str, Any]:
     """The parsed configs/models/<name>.yaml."""
-    if name not in list_models():
-        raise unknown_name_error("model", name, list_models())
-    cfg = yaml.safe_load((MODEL_CONFIGS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    cfg = load_yaml(MODELS.path(name))
     if cfg.get("family") not in _FAMILIES:
         raise UserError(f"model config '{name}.yaml' has family {cfg.get('family')!r}; "
                         f"use one of {', '.join(_FAMILIES)}")
