@@ -1,6 +1,6 @@
 """Market-1501-style retrieval evaluation (mAP, mINP, CMC), vectorised over blocks of queries.
 
-Semantics follow torchreid / fast-reid `eval_market1501`:
+Semantics follow torchreid / fast-reid `eval_market1501` (docs/protocol.md#evaluation):
 - distance: squared Euclidean on the given features (callers L2-normalise them); each query's
   gallery is ranked ascending, ties going to the lower gallery index (a stable sort's order);
 - gallery items with the query's pid AND camid are junk: removed before ranking;
