@@ -21,6 +21,7 @@ from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
+from ..models.weights import resolve_weights
 from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
 from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint, rng_state,
@@ -58,6 +59,8 @@ def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)  # config.yaml holds resolved values
     validate(cfg)
+    # a missing pretrained file fails here, before any data is read or a run directory exists
+    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     _device(cfg["device"])
     seed_everything(cfg["seed"])
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
