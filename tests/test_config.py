@@ -67,6 +67,7 @@ def test_base_schedule_is_pads_warmup_multistep():
 
     hp = {"milestones": [18, 26], "warmup_epochs": 10, "warmup_factor": 0.1, "gamma": 0.1}
     fake = SimpleNamespace(hp=hp, exp_index=0)
+    fake.milestones = lambda: ReIDStrategy.milestones(fake)
     factors = [ReIDStrategy.lr_factor(fake, e) for e in range(30)]  # 0-based epochs
     assert factors[0] == pytest.approx(0.19)  # PAD.md §4: the first epoch runs at 0.19
     assert factors[8] == pytest.approx(0.91) and factors[9] == 1.0
