@@ -69,6 +69,6 @@ def test_base_schedule_is_pads_warmup_multistep():
     fake = SimpleNamespace(hp=hp, exp_index=0)
     fake.milestones = lambda: ReIDStrategy.milestones(fake)
     factors = [ReIDStrategy.lr_factor(fake, e) for e in range(30)]  # 0-based epochs
-    assert factors[0] == pytest.approx(0.19)  # PAD.md §4: the first epoch runs at 0.19
+    assert factors[0] == pytest.approx(0.19)  # docs/methods/pad.md#optimisation: the first epoch runs at 0.19
     assert factors[8] == pytest.approx(0.91) and factors[9] == 1.0
     assert factors[17] == pytest.approx(0.1) and factors[25] == pytest.approx(0.01)

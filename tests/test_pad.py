@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.models.prompts import ImageTeacher, PADNet, VAPromptPool
-from pad_bench.training.distill import (ema_update_, feat_kd, logit_kd, supcon, symmetric_supcon, texkd_class_set,
-                                        texkd_loss)
+from pad_bench.strategies.pad.distill import (ema_update_, feat_kd, logit_kd, supcon, symmetric_supcon,
+                                              texkd_class_set, texkd_loss)
+from pad_bench.strategies.pad.prompts import ImageTeacher, PADNet, VAPromptPool
 
 from conftest import tiny_sets
 
@@ -172,7 +172,7 @@ def test_prompt_learner_reproduces_clip_text_encoding():
 
 
 def test_text_tower_gets_no_gradient_and_no_optimizer_group():
-    from strategies.pad import PAD, param_group
+    from pad_bench.strategies.pad.strategy import PAD, param_group
 
     net = tiny_net()
     net.new_domain(3)
@@ -234,7 +234,7 @@ def test_parameter_accounting_vit_b16_random_init():
     image = sum(p.numel() for p in net.image_parameters())
     ratio = trainable / image
     # ≈ 30.9 M of ≈ 89.5 M image-side parameters (≈ 34 %; 20 % of all incl. the text tower): far from
-    # the paper's "1-1.6 %" trainable ratio, which PAD.md §6 already flags as unexplained.
+    # the paper's "1-1.6 %" trainable ratio, which docs/methods/pad.md#ablation-rows already flags as unexplained.
     assert 86e6 < image - 2_377_728 - 1280 * 500 < 86.3e6 and 0.30 < ratio < 0.38
 
 
@@ -392,7 +392,7 @@ def test_checkpoint_leaves_out_the_text_tower_and_checks_it():
 
 # ---- switches, tables and schedules --------------------------------------------------------------
 def test_presets_and_faithful_switches():
-    from strategies.pad import PAD, PRESETS
+    from pad_bench.strategies.pad.strategy import PAD, PRESETS
 
     for preset, comps in PRESETS.items():
         cfg = resolve_config(benchmark="synth", strategy=f"pad-{preset.lower()}")
@@ -458,7 +458,7 @@ def paper_rows(domains: list[str]) -> list[dict]:
 
 def resolved_rows(cfg: dict) -> list[dict]:
     from pad_bench.config import per_domain
-    from pad_bench.plugins.prompt_growth import domain_slot_counts
+    from pad_bench.strategies.pad.plugins.prompt_growth import domain_slot_counts
 
     hp, tr = cfg["strategy"], cfg["train"]
     n = len(cfg["benchmark"]["domains"])
@@ -473,7 +473,7 @@ def resolved_rows(cfg: dict) -> list[dict]:
 @pytest.mark.parametrize("benchmark", ["aka-order1", "aka-order2"])
 @pytest.mark.parametrize("faithful", ["code", "paper"])
 def test_per_domain_tables_follow_the_reference_rule(benchmark, faithful):
-    from strategies.pad import PAD
+    from pad_bench.strategies.pad.strategy import PAD
 
     cfg = resolve_config(benchmark=benchmark, strategy="pad", sets={"strategy.faithful_to": faithful})
     PAD.finalize_config(cfg)
@@ -486,7 +486,7 @@ def test_per_domain_tables_follow_the_reference_rule(benchmark, faithful):
 
 def test_order2_tables_by_hand():
     """Order 2 = Duke, MSMT17, Market, CUHK-SYSU, CUHK03, written out."""
-    from strategies.pad import PAD
+    from pad_bench.strategies.pad.strategy import PAD
 
     cfg = resolve_config(benchmark="aka-order2", strategy="pad", profile="code")
     PAD.finalize_config(cfg)
@@ -508,7 +508,7 @@ def test_order2_tables_by_hand():
 
 
 def test_a_set_replaces_a_whole_table():
-    from strategies.pad import PAD
+    from pad_bench.strategies.pad.strategy import PAD
 
     from pad_bench.config import parse_set
 
@@ -521,9 +521,10 @@ def test_a_set_replaces_a_whole_table():
 
 
 def test_schedules():
-    from pad_bench.training.schedules import stage1_lr, warmup_multistep
+    from pad_bench.strategies.pad.schedule import stage1_lr
+    from pad_bench.training.schedules import warmup_multistep
 
-    lrs = [stage1_lr(e, 5e-3, 12) for e in range(1, 13)]  # PAD.md §4 example
+    lrs = [stage1_lr(e, 5e-3, 12) for e in range(1, 13)]  # docs/methods/pad.md#optimisation example
     paper = [1.67e-3, 3.34e-3, 4.27e-3, 3.75e-3, 3.15e-3, 2.50e-3, 1.85e-3, 1.25e-3, 7.3e-4, 3.4e-4, 8.6e-5, 1e-6]
     assert lrs == pytest.approx(paper, rel=0.02)
     factors = [warmup_multistep(e, [18, 26]) for e in range(1, 31)]
@@ -532,7 +533,7 @@ def test_schedules():
 
 
 def test_domain_slot_counts():
-    from pad_bench.plugins.prompt_growth import domain_slot_counts
+    from pad_bench.strategies.pad.plugins.prompt_growth import domain_slot_counts
 
     assert domain_slot_counts([8, 8, 8, 8, 4], 5, 36) == [8, 8, 8, 8, 4]
     assert domain_slot_counts([8, 8, 8, 8, 4], 2, 36) == [8, 28]  # the last domain takes the rest
@@ -576,7 +577,7 @@ def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
 def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
     """Carried state (VA pool buffers, TEXKD anchors) survives a checkpoint round trip."""
     from pad_bench.training import runner
-    from strategies.pad import PAD
+    from pad_bench.strategies.pad.strategy import PAD
 
     def cfg():
         sets = tiny_sets(synth_root, **{"strategy.stage1_epochs": 1})

@@ -1,4 +1,4 @@
-"""P×K identity sampler: batches of P identities with K images each (PAD.md §5)."""
+"""P×K identity sampler: batches of P identities with K images each (docs/methods/pad.md#data)."""
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,4 +1,4 @@
-"""Train and test transforms (PAD.md §5; BASELINES.md §1), with a configurable input size."""
+"""Train and test transforms (docs/methods/pad.md#data; docs/methods/lstkc.md#the-lstkc-family-resnet-50-recipe), with a configurable input size."""
 from __future__ import annotations
 
 from typing import Sequence

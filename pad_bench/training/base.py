@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from ..config import per_domain
 from ..data.sampler import PKBatchSampler
 from ..errors import UserError
-from ..plugins.old_model import OldModelPlugin
+from .plugins.old_model import OldModelPlugin
 from .checkpoint import load_model_state, model_state
 from .losses import reid_losses
 from .schedules import warmup_multistep
@@ -99,7 +99,7 @@ class ReIDStrategy(SupervisedTemplate):
 
     # ---- hooks for methods --------------------------------------------------------------
     def adapt_model(self) -> None:
-        """Grow the global classifier by this experience's identities (BASELINES.md growth rule)."""
+        """Grow the global classifier by this experience's identities (docs/methods/finetune.md#classifier-growth)."""
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
         if (self.model.num_classes > 0 and not self.planning

@@ -4,7 +4,7 @@ Inputs (torchreid / LSTKC layout): `cuhk03_release/cuhk-03.mat`, MATLAB v7.3 (HD
 and `detected` are 5x1 cells (one per camera pair) of persons x 10 image cells, each image stored
 transposed; and `cuhk03_new_protocol_config_{labeled,detected}.mat` with `filelist`, `labels`, `camId`
 and the 1-based `train_idx`, `query_idx`, `gallery_idx`. The split follows the config's own filelist,
-labels and camId (PAD's converter flattens cuhk-03.mat its own way instead; see PAD.md §7 row 9).
+labels and camId (PAD's converter flattens cuhk-03.mat its own way instead; see docs/methods/pad.md#paper-and-released-code row 9).
 """
 from __future__ import annotations
 
