@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..config import per_domain
-from ..data.sampler import PKBatchSampler
+from ..data.sampler import make_batch_sampler
 from ..errors import UserError
 from .plugins.old_model import OldModelPlugin
 from .checkpoint import load_model_state, model_state
@@ -122,15 +122,18 @@ class ReIDStrategy(SupervisedTemplate):
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
 
     def lr_factor(self, epoch: int) -> float:
-        """Warmup-multistep for the 0-based epoch of the current experience, stepped before each
-        epoch as PAD does (so fine-tune and PAD share one schedule; the first epoch runs at 0.19)."""
+        """Warmup-multistep for the 0-based epoch of the current experience. `schedule_step`
+        before_epoch (PAD's code) evaluates it one epoch ahead (first epoch at f + (1-f)/W, a
+        milestone m decays epoch m-1); after_epoch (the LSTKC family's code) runs the first epoch
+        at f and decays epoch m."""
         hp = self.hp
-        return warmup_multistep(epoch + 1, self.milestones(), warmup_epochs=int(hp.get("warmup_epochs", 0)),
+        ahead = {"before_epoch": 1, "after_epoch": 0}
+        step = hp.get("schedule_step", "before_epoch")
+        if step not in ahead:
+            raise UserError(f"strategy.schedule_step must be before_epoch or after_epoch, got {step!r}")
+        return warmup_multistep(epoch + ahead[step], per_domain_list(hp.get("milestones", []), self.exp_index),
+                                warmup_epochs=int(hp.get("warmup_epochs", 0)),
                                 warmup_factor=hp.get("warmup_factor", 0.1), gamma=hp.get("gamma", 0.1))
-
-    def milestones(self) -> list[int]:
-        """The LR milestones (epochs) of the current experience."""
-        return per_domain_list(self.hp.get("milestones", []), self.exp_index)
 
     def batch_p(self) -> int:
         """Identities per P×K batch in the current experience."""
@@ -156,11 +159,13 @@ class ReIDStrategy(SupervisedTemplate):
             "domain": self.domain_name(),
             "position": self.exp_index,
             "epochs": self.train_epochs,
-            "milestones": list(self.milestones()),
+            "milestones": list(per_domain_list(self.hp.get("milestones", []), self.exp_index)),
+            "schedule_step": self.hp.get("schedule_step", "before_epoch"),
             "lr": {g.get("name", str(i)): lr for i, (g, lr) in enumerate(zip(self.optimizer.param_groups,
                                                                                self.base_lrs))},
             "batch_p": self.batch_p(),
             "batch_k": self.train_cfg["batch_k"],
+            "sampler": self.train_cfg["sampler"],
             "random_erasing": per_domain(self.train_cfg["random_erasing"], self.exp_index),
             "kd": self.kd_active,
             "new_slots": None,
@@ -246,8 +251,10 @@ class ReIDStrategy(SupervisedTemplate):
 
     def make_train_dataloader(self, num_workers: int = 0, **kwargs):
         labels = [int(y) for y in self.adapted_dataset.targets]
-        self.pk_sampler = PKBatchSampler(labels, self.batch_p(), self.train_cfg["batch_k"], seed=self.seed * 1000 + self.exp_index)
-        self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.pk_sampler,
+        self.id_sampler = make_batch_sampler(self.train_cfg["sampler"], labels, list(self.adapted_dataset.camid),
+                                             self.batch_p(), self.train_cfg["batch_k"],
+                                             seed=self.seed * 1000 + self.exp_index)
+        self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.id_sampler,
                                      num_workers=self.train_cfg["num_workers"],
                                      pin_memory=self.device.type == "cuda")
 
@@ -273,7 +280,7 @@ class ReIDStrategy(SupervisedTemplate):
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):
-        self.pk_sampler.set_epoch(self.epoch)
+        self.id_sampler.set_epoch(self.epoch)
         factor = self.lr_factor(self.epoch)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * factor

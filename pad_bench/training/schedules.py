@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def warmup_multistep(epoch: int, milestones: list[int], *, warmup_epochs: int = 10, warmup_factor: float = 0.1,
                      gamma: float = 0.1) -> float:
-    """WarmupMultiStepLR factor for epoch e (1-based when stepped before each epoch, as PAD does):
-    (e < W ? f + (1-f)·e/W : 1) · γ^{#milestones ≤ e}."""
+    """WarmupMultiStepLR factor after `epoch` scheduler steps: (e < W ? f + (1-f)·e/W : 1) · γ^{#milestones ≤ e}.
+    Stepped after each epoch, the 0-based epoch e trains at factor(e); stepped before, at factor(e + 1)."""
     warm = warmup_factor + (1 - warmup_factor) * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
     return warm * gamma ** sum(epoch >= m for m in milestones)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RAW_ALIASES = ("cuhk03", "CUHK03_lifelong", "")
 RAW_MAT = "cuhk03_release/cuhk-03.mat"
+RAW_REQUIRED = (RAW_MAT,)
 CONFIG = "cuhk03_new_protocol_config_{}.mat"
 INDEX_FIELDS = {"train": "train_idx", "query": "query_idx", "gallery": "gallery_idx"}
 OUT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -47,7 +48,7 @@ class Entry:
 def prepare_cuhk03(data_root: Path) -> Path:
     """Write <data_root>/cuhk03-np/{labeled,detected}/ for every config found; return cuhk03-np."""
     data_root = Path(data_root).expanduser()
-    raw = find_raw_root(data_root, RAW_ALIASES, (RAW_MAT,), "cuhk03", CUHK03.how_to_get)
+    raw = find_raw_root(data_root, RAW_ALIASES, RAW_REQUIRED, "cuhk03", CUHK03.how_to_get)
     modes = [m for m in MODES if (raw / CONFIG.format(m)).is_file()]
     if not modes:
         raise DatasetNotFoundError(
