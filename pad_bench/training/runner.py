@@ -18,6 +18,7 @@ from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
+from ..models.weights import resolve_weights
 from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -39,10 +40,13 @@ def run_name(cfg: dict) -> str:
 
 
 def finalize(cfg: dict):
-    """Resolve the strategy's switches and every per-dataset table in place; returns the strategy class."""
+    """Resolve the strategy's switches, every per-dataset table and the weights file in place; returns
+    the strategy class."""
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)
     resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
+    # a missing pretrained file fails here, before any data is read or a run directory exists
+    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     return strategy_cls
 
 
