@@ -63,6 +63,7 @@ class ReIDStrategy(SupervisedTemplate):
         self.param_history: list[dict] = []
         self.experience_history: list[dict] = []
         self.planning = False  # True inside plan(): no data, so no data-derived initialisation
+        self._compiled: nn.Module | None = None
         self.base_lrs: list[float] = []
         kwargs = {"evaluator": evaluator} if evaluator is not None else {}
         super().__init__(
@@ -290,9 +291,19 @@ class ReIDStrategy(SupervisedTemplate):
         super()._after_training_epoch(**kwargs)
         self.epoch += 1
 
+    @property
+    def step_model(self) -> nn.Module:
+        """What the training forward calls: the model, or with train.compile its torch.compile wrapper
+        (built once; it shares the model's parameters and recompiles when a head changes size)."""
+        if not (self.train_cfg.get("compile") and self.is_training):
+            return self.model
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model)
+        return self._compiled
+
     def forward(self):
         with self.autocast():
-            return self.model(self.mb_x)
+            return self.step_model(self.mb_x)
 
     def criterion(self):
         if not self.is_training:

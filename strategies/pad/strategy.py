@@ -205,7 +205,7 @@ class PAD(ReIDStrategy):
     def forward(self):
         """The student under the training slot rule; evaluation under the test-time rule (eval_active_slots)."""
         with self.autocast():
-            return self.model(self.mb_x, slot_rule="train" if self.is_training else "test")
+            return self.step_model(self.mb_x, slot_rule="train" if self.is_training else "test")
 
     def adapt_model(self) -> None:
         self.model.new_domain(self.num_classes_per_exp[self.exp_index])
