@@ -5,9 +5,14 @@ Two kinds, both in RUN/checkpoints/:
   step<K>-epoch<E>.pt   inside experience K, after E of its epochs (train.checkpoint_every_epochs).
 Checkpoints hold plain tensors, dicts, lists and numbers only (RNG states as tensors and lists), so
 they load with torch.load(weights_only=True): a crafted file cannot run code on resume or export.
+
+A model may name state it never changes (`constant_state_keys()`, e.g. PAD's frozen text tower):
+checkpoints then hold a SHA-256 of those tensors instead of the tensors, and loading checks that the
+freshly built model has exactly them (a run rebuilds its model from the same weights and seed).
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from pathlib import Path
@@ -15,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import UserError
 from ..io import atomic_write
@@ -132,13 +137,53 @@ def load_latest_checkpoint(folder: Path) -> dict | None:
         raise UserError(f"{e}{prev}") from None
 
 
-def load_model_state(model: nn.Module, state: dict, source: Path | str) -> None:
-    """Load weights into model; a checkpoint of another model is a UserError, not a traceback."""
+CONSTANT_SHA = "_constant_sha256"  # key of the checksum that stands in for the constant tensors
+
+
+def constant_keys(model: nn.Module) -> list[str]:
+    return list(model.constant_state_keys()) if hasattr(model, "constant_state_keys") else []
+
+
+def tensors_sha256(tensors: dict[str, Tensor], keys: list[str]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(keys):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_state(model: nn.Module) -> dict:
+    """The model's state dict without its constant tensors, plus their checksum."""
+    sd = model.state_dict()
+    keys = constant_keys(model)
+    out = {k: v for k, v in sd.items() if k not in set(keys)}
+    if keys:
+        out[CONSTANT_SHA] = tensors_sha256(sd, keys)
+    return out
+
+
+def load_model_state(model: nn.Module, state: dict, source: Path | str = "checkpoint", *,
+                     check_constant: bool = True) -> None:
+    """Load a model_state() into `model` (sized by its resize_for_state_dict when it has one); with
+    check_constant, the model's own constant tensors must match the stored checksum. A checkpoint of
+    another model is a one-line UserError naming `source`, not a traceback."""
+    state = dict(state)
+    stored = state.pop(CONSTANT_SHA, None)
+    keys = constant_keys(model)
     try:
         if hasattr(model, "resize_for_state_dict"):
             model.resize_for_state_dict(state)
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, KeyError, ValueError, AttributeError, IndexError) as e:
+        first = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"checkpoint {source} was written by a different model than the run's config "
                         f"describes ({first})") from None
+    absent = set(missing) - set(keys)
+    if absent or unexpected:
+        raise UserError(f"checkpoint {source} was written by a different model than the run's config describes "
+                        f"({len(absent)} missing and {len(unexpected)} unexpected tensors, e.g. "
+                        f"{sorted(absent or unexpected)[0]})")
+    if check_constant and stored is not None and stored != tensors_sha256(model.state_dict(), keys):
+        raise UserError("the frozen weights differ from those the run started with (weights file or "
+                        "model.weights changed?); resume with the original weights")

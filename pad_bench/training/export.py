@@ -22,9 +22,10 @@ def export_run(run_dir: Path) -> tuple[Path, int, int, int]:
     if state is None:
         raise UserError(f"{run_dir} has no checkpoint yet: export needs at least one finished experience")
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    # The checkpoint holds every weight: no need for (or access to) the pretrained file again.
+    # The checkpoint holds every weight export needs (it may leave out constant ones, e.g. a frozen
+    # text tower): no need for (or access to) the pretrained file again.
     model = strategy_cls.build_model({**cfg, "model": {**cfg["model"], "weights": "random"}}, None)
-    load_model_state(model, state["strategy"]["model"], boundaries[-1])
+    load_model_state(model, state["strategy"]["model"], boundaries[-1], check_constant=False)
     payload = {
         "state_dict": strategy_cls.export_state(model),
         "model": cfg["model"]["name"],

@@ -9,12 +9,13 @@ import json
 import logging
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import per_domain, validate
+from ..config import per_domain, resolve_dataset_tables, validate
 from ..data.protocol import fingerprint_changes
 from ..data.sampler import check_pk_settings
 from ..data.stream import ReIDBenchmark, build_benchmark
@@ -56,11 +57,8 @@ NAMED_KEYS = ("strategy.name", "benchmark.name", "model.name", "seed")
 def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
     """Everything that can refuse a run, done before its directory exists: the resolved config, its
     ranges, the data, and the sampler settings against the data."""
-    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    strategy_cls.finalize_config(cfg)  # config.yaml holds resolved values
+    strategy_cls = finalize(cfg)  # config.yaml holds resolved values
     validate(cfg)
-    # a missing pretrained file fails here, before any data is read or a run directory exists
-    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     _device(cfg["device"])
     seed_everything(cfg["seed"])
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
@@ -68,6 +66,34 @@ def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
         check_pk_settings(bench.train_names[k], [int(y) for y in exp.dataset.targets],
                           int(per_domain(cfg["train"]["batch_p"], k)), int(cfg["train"]["batch_k"]))
     return strategy_cls, bench
+
+
+def finalize(cfg: dict):
+    """Resolve the strategy's switches, every per-dataset table and the weights file in place; returns
+    the strategy class."""
+    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    strategy_cls.finalize_config(cfg)
+    resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
+    # a missing pretrained file fails here, before any data is read or a run directory exists
+    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
+    return strategy_cls
+
+
+def plan(cfg: dict) -> list[dict]:
+    """`run --dry-run`: resolve the config, build the stream and the model, set every experience up as
+    training would and return its settings (ReIDStrategy.experience_settings); nothing is written."""
+    from avalanche.training.plugins import EvaluationPlugin
+
+    strategy_cls = finalize(cfg)
+    seed_everything(cfg["seed"])
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+    model = strategy_cls.build_model(cfg, bench)
+    with warnings.catch_warnings():  # "no loggers": nothing is evaluated
+        warnings.simplefilter("ignore", UserWarning)
+        evaluator = EvaluationPlugin(loggers=[])
+    strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
+                            device="cpu", evaluator=evaluator)
+    return strategy.plan()
 
 
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
@@ -176,13 +202,13 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, strategy_cls, progr
         save_checkpoint(store.checkpoints, k + 1, {"strategy": strategy.checkpoint_state(), "rows": rows,
                                                    "timing": timing, "step": k + 1, "rng": rng_state()})
         store.write_metrics(rows)
-        summary = build_summary(cfg, bench, rows, timing, strategy.param_history, store.path.name)
+        summary = build_summary(cfg, bench, rows, timing, strategy, store.path.name)
         store.write_summary(summary)
         _log_step(k + 1, bench.train_names[k], summary, train_s, eval_s)
 
     # Always rebuilt from the checkpointed rows: a kill after the last checkpoint lost nothing.
     store.write_metrics(rows)
-    store.write_summary(build_summary(cfg, bench, rows, timing, strategy.param_history, store.path.name))
+    store.write_summary(build_summary(cfg, bench, rows, timing, strategy, store.path.name))
     from ..results.plots import plot_run
 
     plot_run(store.path)
@@ -209,8 +235,8 @@ def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str
     return rows
 
 
-def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: list[dict],
-                  params: list[dict], name: str) -> dict:
+def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: list[dict], strategy,
+                  name: str) -> dict:
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -224,7 +250,8 @@ def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: lis
         "mAP": lifelong_summary(df, bench.seen_names, metric="mAP"),
         "R1": lifelong_summary(df, bench.seen_names, metric="R1"),
         "timing": timing,
-        "params": params,
+        "experiences": strategy.experience_history,  # the settings each experience ran with
+        "params": strategy.param_history,
         "manifest_sha256": bench.manifest.sha256(),
     }
 
