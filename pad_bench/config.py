@@ -307,7 +307,8 @@ def validate(cfg: dict) -> None:
             _check_range(key, value, 0, None)
 
 
-# (dotted key, lowest, highest) allowed, inclusive; None = unbounded. Per-domain lists are checked entry by entry.
+# (dotted key, lowest, highest) allowed, inclusive; None = unbounded. Per-domain lists and per-dataset
+# tables are checked entry by entry.
 RANGES = (
     ("seed", 0, 2**32 - 1),
     ("train.epochs", 1, None),
@@ -323,8 +324,10 @@ LR_KEY = re.compile(r"(^|_)lr($|_)")  # lr, prompt_lr, stage1_lr_min, ...: learn
 
 
 def _check_range(key: str, value: Any, low: float | None, high: float | None) -> None:
+    if isinstance(value, dict):  # a per-dataset table: {dataset: value, default: value}
+        value = list(value.values())
     for v in value if isinstance(value, list) else [value]:
-        if isinstance(v, list):
+        if isinstance(v, (list, dict)):
             _check_range(key, v, low, high)
             continue
         if v is None or isinstance(v, str):
