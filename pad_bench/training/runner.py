@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data.stream import ReIDBenchmark, build_benchmark
+from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
@@ -39,6 +40,7 @@ def run_name(cfg: dict) -> str:
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
     """Train and evaluate one configured run into run_dir. Returns run_dir."""
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     strategy_cls.finalize_config(cfg)  # before the resume check: config.yaml holds resolved values
     store = RunStore.create(run_dir, resume)
     if resume:
