@@ -5,12 +5,12 @@ import time
 from pathlib import Path
 
 from .config import list_strategies, resolve_config
-from .paths import strategy_dirs
+from .registry import method_folders
 
 
 def demo_strategies() -> list[str]:
-    """Every method: a strategy YAML with a module of the same name (presets/variants excluded)."""
-    return [n for n in list_strategies() if any((d / f"{n}.py").is_file() for d in strategy_dirs())]
+    """Every method: the YAML named like its method folder (presets/variants excluded)."""
+    return [n for n in list_strategies() if n in method_folders()]
 
 
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None) -> list[Path]:
