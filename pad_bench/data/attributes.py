@@ -134,7 +134,7 @@ def zero_shot_class(name: str, attrs: dict[str, str]) -> str:
     return attrs[name]
 
 
-def sample_partial(attrs: dict[str, str], rng, p_full: float = 0.5, p_keep: float = 0.3) -> dict[str, str]:
+def sample_partial(attrs: dict[str, str], rng, p_full: float = 0.7, p_keep: float = 0.5) -> dict[str, str]:
     """A random partial record of `attrs` (text augmentation for contrastive pretraining): with
     probability p_full what the full caption says (absent accessories unsaid), else each attribute
     kept with probability p_keep (at least one), a present accessory's colour said half the time."""

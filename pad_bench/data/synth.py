@@ -68,17 +68,18 @@ _BOUNDS = {
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Size of the synthetic set. The defaults give 7 domains, about 2.5k images."""
+    """Size of the synthetic set. The defaults give 7 domains, about 5k images: small training sets
+    (CPU budget) and test sets of 240 queries per domain, large enough to tell methods apart."""
 
     seed: int = 0
     n_train_domains: int = 5
     n_unseen_domains: int = 2
     train_ids: int = 32
-    test_ids: int = 24
+    test_ids: int = 120
     images_per_id: int = 6
     query_per_id: int = 2
     gallery_per_id: int = 4
-    distractors: int = 16
+    distractors: int = 40
     height: int = 128
     width: int = 64
     jpeg_quality: int = 90

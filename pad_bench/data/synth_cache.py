@@ -31,14 +31,17 @@ def ensure_synthetic(data_root: Path, cfg: SynthConfig = DEFAULT_SYNTH, log=prin
 
 
 def _is_synthetic(name: str) -> bool:
-    from .datasets import DATASETS
+    from .datasets import dataset_names
 
-    return name in DATASETS and DATASETS.get(name).kind == "synthetic"
+    return name in dataset_names("synthetic")
 
 
 def prepare_synthetic(cfg: dict, log=print) -> None:
     """Data and weights a synthetic run needs (see the module docstring); edits cfg["model"] in place."""
+    from ..models import model_family
+
     bench, model = cfg["benchmark"], cfg["model"]
+    model_family(model["name"])  # an unknown model fails before any data is made
     root = Path(bench["data_root"])
     names = list(bench["domains"]) + list(bench["unseen"])
     synthetic = all(_is_synthetic(n) for n in names)
@@ -62,9 +65,9 @@ def prepare_synthetic(cfg: dict, log=print) -> None:
 
 
 def _ensure_domains(root: Path, names: list[str], log) -> None:
-    from .datasets import DATASETS
+    from .datasets import create_dataset
 
-    if all(DATASETS.get(n)(root).find_root() is not None for n in names):
+    if all(create_dataset(n, root).find_root() is not None for n in names):
         return
     leftovers = root.is_dir() and any(p.is_dir() and _DOMAIN_DIR.fullmatch(p.name) for p in root.iterdir())
     if leftovers or (root / MANIFEST).exists():

@@ -43,7 +43,7 @@ class PretrainConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     steps: int = 600
     batch: int = 128
-    lr: float = 2.0e-3
+    lr: float = 4.0e-3
     weight_decay: float = 0.05
     warmup_steps: int = 30
     flip: bool = True  # random horizontal flip (no attribute depends on the side)
@@ -276,7 +276,7 @@ def pretrain(data_root: str | Path, model: str, cfg: PretrainConfig, out: Path) 
     """Pretrain `model` on the corpus, evaluate it on the held-out identities, write weights + report."""
     from ..models.zoo import model_config
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     mcfg = model_config(model)
     train, heldout = _load_splits(data_root, cfg, mcfg["family"], tuple(mcfg["image_size"]))
     t_load = time.perf_counter()
@@ -302,7 +302,8 @@ def pretrain(data_root: str | Path, model: str, cfg: PretrainConfig, out: Path) 
                   "loss_first": round(losses[0], 4), "loss_last": round(float(np.mean(losses[-20:])), 4)},
         "heldout": evaluation,
         "seconds": {"load": round(t_load - t0, 1), "train": round(t_train - t_load, 1),
-                    "evaluate": round(t_eval - t_train, 1), "total": round(t_eval - t0, 1)},
+                    "evaluate": round(t_eval - t_train, 1), "total": round(t_eval - t0, 1),
+                    "cpu_total": round(time.process_time() - cpu0, 1)},
         "threads": torch.get_num_threads(),
     }
     atomic_write_json(out / REPORT_FILE, report)

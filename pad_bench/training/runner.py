@@ -41,8 +41,8 @@ def run_name(cfg: dict) -> str:
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
     """Train and evaluate one configured run into run_dir. Returns run_dir."""
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     strategy_cls.finalize_config(cfg)  # before the resume check: config.yaml holds resolved values
+    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     # a missing pretrained file fails here, before any data is read or a run directory exists
     cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     store = RunStore.create(run_dir, resume)
