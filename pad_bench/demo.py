@@ -5,12 +5,12 @@ import time
 from pathlib import Path
 
 from .config import list_strategies, resolve_config
-from .registry import method_folders
+from .registry import METHODS
 
 
 def demo_strategies() -> list[str]:
     """Every method: the YAML named like its method folder (presets/variants excluded)."""
-    return [n for n in list_strategies() if n in method_folders()]
+    return [n for n in list_strategies() if n in METHODS]
 
 
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None) -> list[Path]:

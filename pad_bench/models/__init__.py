@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..paths import MODEL_CONFIGS_DIR
+from ..registry import MODELS
 
 __all__ = ["create_model", "list_models", "model_config", "model_family", "model_options"]
 
@@ -17,20 +17,15 @@ RUN_OPTIONS = ("gem_learnable",)  # model-config keys a run config may override 
 
 def list_models() -> list[str]:
     """Names of the registered models (the config file stems), sorted."""
-    return sorted(p.stem for p in MODEL_CONFIGS_DIR.glob("*.yaml"))
+    return MODELS.names()
 
 
 def model_config(name: str) -> dict[str, Any]:
     """The parsed pad_bench/configs/models/<name>.yaml."""
-    import yaml
-
+    from ..config import load_yaml
     from ..errors import UserError
-    from ..registry import unknown_name_error
 
-    path = MODEL_CONFIGS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise unknown_name_error("model", name, list_models())
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg = load_yaml(MODELS.path(name))
     if cfg.get("family") not in FAMILIES:
         raise UserError(f"model config '{name}.yaml' has family {cfg.get('family')!r}; "
                         f"use one of {', '.join(FAMILIES)}")
