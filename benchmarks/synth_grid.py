@@ -1,6 +1,7 @@
 """Seeds x methods x initialisations on the synthetic benchmark, then one table of mean ± std.
 
-    PYTHONPATH=. python benchmarks/synth_grid.py --out results/synth-grid            # the whole grid
+    PYTHONPATH=. python benchmarks/synth_grid.py --out results/synth-grid            # the whole grid:
+        # finetune, lstkc, dkp, pad from pretrained and random init, then pad-s0..pad-s4 from pretrained
     PYTHONPATH=. python benchmarks/synth_grid.py --out DIR --table-only              # table of what is done
     PYTHONPATH=. python benchmarks/synth_grid.py --out DIR --methods finetune --inits pretrained
 
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-METHODS = ["finetune", "lstkc", "dkp", "pad", "pad-s0", "pad-s1", "pad-s2", "pad-s3", "pad-s4", "pad-s5"]
-RANDOM_INIT_METHODS = ["finetune", "lstkc", "dkp", "pad"]
+MAIN_METHODS = ["finetune", "lstkc", "dkp", "pad"]
+ABLATIONS = ["pad-s0", "pad-s1", "pad-s2", "pad-s3", "pad-s4"]  # pad is pad-s5 (its default preset)
 INITS = {"pretrained": "synth-pretrained", "random": "random"}
 COLUMNS = (("Seen-Avg mAP", "seen_avg_final"), ("Unseen-Avg mAP", "unseen_avg_final"),
            ("forgetting", "forgetting_mean"))
@@ -81,20 +82,22 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data-root", default=".cache/synth")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--methods", help=f"comma-separated (default: {','.join(METHODS)})")
+    p.add_argument("--methods", help=f"comma-separated (default: {','.join(MAIN_METHODS + ABLATIONS)})")
     p.add_argument("--inits", default="pretrained,random", help="pretrained, random or both")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every run")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    grid = []
-    for init in args.inits.split(","):
-        default = METHODS if init == "pretrained" else RANDOM_INIT_METHODS
-        grid += [(m, init) for m in (args.methods.split(",") if args.methods else default)]
+    if args.methods:
+        grid = [(m, i) for i in args.inits.split(",") for m in args.methods.split(",")]
+    else:  # the main methods under every init first, then the ablation rows (pretrained only)
+        grid = [(m, i) for i in args.inits.split(",") for m in MAIN_METHODS]
+        grid += [(m, "pretrained") for m in ABLATIONS if "pretrained" in args.inits.split(",")]
     if not args.table_only:
         extra = [a for s in args.set for a in ("--set", s)]
-        jobs = [(m, i, s) for s in seeds for m, i in grid]  # seed-major: every method gets seed 0 first
+        main_part = [(m, i, s) for s in seeds for m, i in grid if m in MAIN_METHODS]  # seed-major
+        jobs = main_part + [(m, i, s) for s in seeds for m, i in grid if m not in MAIN_METHODS]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for line in pool.map(lambda j: run_one(args.out, args.data_root, *j, extra), jobs):
                 print(line, flush=True)
