@@ -254,7 +254,7 @@ def check_unique_seeds(groups: Sequence[RunGroup]) -> None:
             seen[run.seed] = run
 
 
-RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size")  # speed only, not the method
+RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir")  # speed only
 
 
 def _marker(i: int) -> str:

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 
 from ..config import per_domain, resolve_dataset_tables, validate
+from ..data.loading import loader_workers
 from ..data.protocol import fingerprint_changes
 from ..data.sampler import check_pk_settings
 from ..data.stream import ReIDBenchmark, build_benchmark
+from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
@@ -74,6 +76,7 @@ def finalize(cfg: dict):
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)
     resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
+    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     # a missing pretrained file fails here, before any data is read or a run directory exists
     cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     return strategy_cls
@@ -155,6 +158,7 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, strategy_cls, progr
     model = strategy_cls.build_model(cfg, bench)
     strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
                             device=cfg["device"], plugins=[ProgressPlugin(disable=not progress)], evaluator=evaluator)
+    strategy.device_input = bench.device_input
 
     latest = latest_checkpoint(store.checkpoints) if store.resuming else None
     state = load_latest_checkpoint(store.checkpoints) if latest else None  # names a corrupt one
@@ -216,7 +220,7 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, strategy_cls, progr
 
 def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str) -> list[dict]:
     """Score every seen-test and unseen set; unseen runs of one dataset are averaged."""
-    nw = strategy.train_cfg["num_workers"]
+    nw = loader_workers(strategy.train_cfg)
     streams = [("seen", bench.test_stream, bench.seen_names)]
     if bench.unseen_names:
         streams.append(("unseen", bench.unseen_stream, bench.unseen_names))
