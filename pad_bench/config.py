@@ -323,7 +323,6 @@ RANGES = (
     ("train.pad", 0, None),
     ("train.random_erasing", 0, 1),
     ("train.eval_batch_size", 1, None),
-    ("train.num_workers", 0, None),
     ("train.checkpoint_every_epochs", 0, None),
 )
 LR_KEY = re.compile(r"(^|_)lr($|_)")  # lr, prompt_lr, stage1_lr_min, ...: learning rates are never negative

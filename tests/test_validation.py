@@ -19,7 +19,7 @@ from conftest import tiny_sets
     ("train.batch_k", 0, "train.batch_k is 0; it must be >= 1"),
     ("train.batch_p", 1, "train.batch_p is 1; it must be >= 2"),
     ("train.eval_batch_size", 0, "train.eval_batch_size is 0"),
-    ("train.num_workers", -1, "train.num_workers is -1"),
+    ("train.num_workers", -1, "train.num_workers must be an int >= 0"),
     ("train.random_erasing", 1.5, "train.random_erasing is 1.5; it must be between 0 and 1"),
     ("train.pad", -2, "train.pad is -2"),
     ("seed", -1, "seed is -1; it must be between 0 and 4294967295"),
