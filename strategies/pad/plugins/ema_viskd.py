@@ -1,8 +1,9 @@
 """EMA-VISKD (docs/methods/pad.md#losses): an EMA teacher of the image side, with feature and logit distillation.
 
-From the PADContext it reads `kd_active` (KD applies in this domain), `model`, `text_bank` (this
-domain's fixed bank, after stage 1) and `autocast()`; from Avalanche's strategy the batch (`mb_x`)
-and the student's taps (`mb_output`). It returns its terms as a LossPlugin.
+From the PADContext it reads `kd_active` (KD applies in this domain), `model` (a PADNet: its image
+side is copied into the teacher), `text_bank` (this domain's fixed bank, after stage 1) and
+`autocast()`; from Avalanche's strategy the batch (`mb_x`) and the student's taps (`mb_output`). It
+returns its terms as a LossPlugin.
 """
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from pad_bench.errors import UserError
 from pad_bench.training.plugins.loss import LossPlugin, LossTerms
 
 from ..context import PADContext
-from ..distill import FEATKD_REDUCTIONS, ema_tensors, ema_update_, feat_kd, logit_kd, make_ema_teacher
+from ..distill import FEATKD_REDUCTIONS, ema_update_, feat_kd, logit_kd
+from ..prompts import ImageTeacher
 
 BANKS = ("current", "all_seen")
 
 
 class EMAVisKDPlugin(LossPlugin):
-    """Teacher = the model at the start of the experience, then θ_t ← α·θ_t + (1-α)·θ_s after every step.
+    """Teacher = the image side at the start of the experience, then θ_t ← α·θ_t + (1-α)·θ_s after every
+    step, over the tensors that train (one fused update; the frozen ones are shared with the student).
+    The released code also averages the BNNeck statistics; they never reach a KD term (KD reads the
+    pre-BN taps), so the teacher has no necks.
 
     Loss terms: feat_weight · featKD over `taps` + logit_weight · logitKD (T = temperature) on
     proj·bankᵀ, where the bank is this domain's text bank ('current') or every seen domain's
@@ -30,9 +35,9 @@ class EMAVisKDPlugin(LossPlugin):
 
     carried = ("seen_banks",)
 
-    def __init__(self, *, ctx: PADContext, alpha: float = 0.997, feat_weight: float = 0.5,
-                 logit_weight: float = 0.5, temperature: float = 4.0, taps: Sequence[str] = ("x11", "x12", "proj"),
-                 featkd_reduction: str = "mean", ema_buffers: bool = True, bank: str = "current"):
+    def __init__(self, *, ctx: PADContext, alpha: float = 0.997, feat_weight: float = 0.5, logit_weight: float = 0.5,
+                 temperature: float = 4.0, taps: Sequence[str] = ("x11", "x12", "proj"),
+                 featkd_reduction: str = "mean", bank: str = "current"):
         super().__init__()
         if bank not in BANKS:
             raise UserError(f"logitkd_bank must be one of {', '.join(BANKS)}, got {bank!r}")
@@ -44,16 +49,16 @@ class EMAVisKDPlugin(LossPlugin):
         self.ctx = ctx
         self.alpha, self.feat_weight, self.logit_weight = alpha, feat_weight, logit_weight
         self.temperature, self.taps, self.reduction = temperature, tuple(taps), featkd_reduction
-        self.ema_buffers, self.bank = ema_buffers, bank
+        self.bank = bank
         self.seen_banks: list[Tensor] = []
-        self.teacher = None
+        self.teacher: ImageTeacher | None = None
         self._pairs: tuple[list[Tensor], list[Tensor]] = ([], [])
 
     def before_training_exp(self, strategy, **kwargs):
         self.teacher, self._pairs = None, ([], [])
         if self.ctx.kd_active:
-            self.teacher = make_ema_teacher(self.ctx.model)
-            self._pairs = ema_tensors(self.teacher, self.ctx.model, buffers=self.ema_buffers)
+            self.teacher = ImageTeacher.of(self.ctx.model)
+            self._pairs = self.teacher.ema_pairs(self.ctx.model)
 
     def loss(self, strategy) -> LossTerms | None:
         if self.teacher is None:
