@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..config import per_domain
+from ..data.loading import loader_workers
 from ..data.sampler import make_batch_sampler
 from ..errors import UserError
 from .carried import carried_bytes, carried_owners, carried_values, pack_carried, unpack_carried
@@ -58,6 +59,8 @@ class ReIDStrategy(SupervisedTemplate):
     joint: ClassVar[bool] = False
     #: plugin classes whose instances must appear in this order in the strategy's plugins
     plugin_order: ClassVar[tuple[type, ...]] = ()
+    #: the cached data path's device-side transforms (pad_bench.data.device_input), set by the runner
+    device_input = None
 
     def __init__(self, *, model: nn.Module, cfg: dict, num_classes: list[int], class_offsets: list[int],
                  device: str = "cpu", plugins: list | None = None, evaluator=None):
@@ -230,9 +233,10 @@ class ReIDStrategy(SupervisedTemplate):
 
     def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
         """Eval-mode features of a dataset (eval transforms) plus labels: {key: (N, d), "labels": (N,)}."""
+        prepare = self.device_input.eval_batch if self.device_input is not None else None
         return extract_features(model or self.model, dataset, keys=keys, batch_size=self.eval_mb_size,
-                                num_workers=self.train_cfg["num_workers"], device=self.device,
-                                autocast=self.autocast)
+                                num_workers=loader_workers(self.train_cfg), device=self.device,
+                                autocast=self.autocast, prepare=prepare)
 
     def class_mean_rows(self) -> dict[str, Tensor]:
         """L2-normalised class means of this experience's (pre-BN) head-tap features, one row per
@@ -268,8 +272,15 @@ class ReIDStrategy(SupervisedTemplate):
                                              self.batch_p(), self.train_cfg["batch_k"],
                                              seed=self.seed * 1000 + self.exp_index)
         self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.id_sampler,
-                                     num_workers=self.train_cfg["num_workers"],
+                                     num_workers=loader_workers(self.train_cfg),
                                      pin_memory=self.device.type == "cuda")
+
+    def _unpack_minibatch(self):
+        super()._unpack_minibatch()
+        if self.device_input is not None:  # cached data path: uint8 images, transformed here
+            x, domains = self.mbatch[0], self.mbatch[4]
+            self.mbatch[0] = (self.device_input.train_batch(x, domains, self.images_seen) if self.is_training
+                              else self.device_input.eval_batch(x))
 
     def model_adaptation(self, model=None):
         if not self.is_training:  # eval also calls this: never grow heads on test identities

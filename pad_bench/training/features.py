@@ -13,17 +13,22 @@ from torch.utils.data import DataLoader
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, *, keys: tuple[str, ...] = ("embedding",), batch_size: int,
                      num_workers: int, device: torch.device,
-                     autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict[str, Tensor]:
+                     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+                     prepare: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
     """The model's outputs `keys` (dotted for nested outputs) on every image of an Avalanche dataset,
     with its eval transforms and the model in eval mode (its mode is restored), plus the labels:
-    {key: (N, d) float, "labels": (N,)}."""
+    {key: (N, d) float, "labels": (N,)}. `prepare` finishes a batch on the device (the cached data
+    path's eval transforms)."""
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset.eval(), batch_size=batch_size, shuffle=False, num_workers=num_workers)
     out: dict[str, list] = {k: [] for k in keys + ("labels",)}
     for batch in loader:
+        x = batch[0].to(device)
+        if prepare is not None:
+            x = prepare(x)
         with autocast():
-            feats = model(batch[0].to(device))
+            feats = model(x)
         for k in keys:
             out[k].append(output_tap(feats, k).float())
         out["labels"].append(batch[1].to(device))
