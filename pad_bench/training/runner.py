@@ -29,6 +29,7 @@ from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
 from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint, rng_state,
                          save_checkpoint, set_rng_state)
+from .loss_log import LossLog
 from .progress import ProgressPlugin
 
 log = logging.getLogger("pad_bench")
@@ -154,10 +155,12 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, strategy_cls, progr
     from ..metrics.plugin import RetrievalMetric
 
     metric = RetrievalMetric()
-    evaluator = EvaluationPlugin(metric, loggers=[TensorboardLogger(tb_log_dir=str(store.path / "tb"))])
+    tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
+    evaluator = EvaluationPlugin(metric, loggers=[tb])
     model = strategy_cls.build_model(cfg, bench)
     strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                            device=cfg["device"], plugins=[ProgressPlugin(disable=not progress)], evaluator=evaluator)
+                            device=cfg["device"], evaluator=evaluator,
+                            plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
     strategy.device_input = bench.device_input
 
     latest = latest_checkpoint(store.checkpoints) if store.resuming else None
