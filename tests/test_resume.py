@@ -87,6 +87,7 @@ def test_a_kill_inside_an_experience_resumes_bitwise(synth_root, full_runs, tmp_
     runner.execute(_cfg(synth_root, strategy), tmp_path / "r", resume=True, progress=False)
     assert epochs_run == [1]  # only the second epoch of experience 2 was trained again
     assert _results(tmp_path / "r") == _results(full_runs[strategy])
+    assert (tmp_path / "r" / "losses.csv").read_text() == (full_runs[strategy] / "losses.csv").read_text()
     expected, got = _final_weights(full_runs[strategy]), _final_weights(tmp_path / "r")
     assert expected.keys() == got.keys()
     assert all(torch.equal(v, got[k]) if isinstance(v, torch.Tensor) else v == got[k] for k, v in expected.items())
