@@ -107,7 +107,7 @@ def test_compare_refuses_an_unfinished_run_or_lists_it_apart(tmp_path):
         compare_runs([a, b], tmp_path / "out")
     written = compare_runs([a, b], tmp_path / "out", skip_unfinished=True)
     md = written["table.md"].read_text()
-    assert "| finetune (resnet50) | 1 |" in md and "run 'b' is unfinished (step 2 of 3)" in md
+    assert "| finetune (resnet50) | resnet50 | 1 |" in md and "run 'b' is unfinished (step 2 of 3)" in md
 
 
 def test_compare_refuses_one_seed_twice(tmp_path):
