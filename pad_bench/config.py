@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import UserError
-from .paths import BENCHMARKS_DIR, strategy_dirs
+from .paths import BENCHMARKS_DIR, strategy_dirs, strategy_yamls
 from .registry import unknown_name_error
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
@@ -159,14 +159,14 @@ def list_benchmarks() -> list[str]:
 
 def find_strategy_file(name: str) -> Path:
     for d in strategy_dirs():
-        path = d / f"{name}.yaml"
-        if path.is_file():
-            return path
+        for path in strategy_yamls(d):
+            if path.stem == name:
+                return path
     raise unknown_name_error("strategy", name, list_strategies())
 
 
 def list_strategies() -> list[str]:
-    return sorted({p.stem for d in strategy_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    return sorted({p.stem for d in strategy_dirs() for p in strategy_yamls(d)})
 
 
 def strategy_layers(name: str, _seen: tuple = ()) -> list[tuple[str, dict]]:

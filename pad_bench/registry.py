@@ -50,20 +50,21 @@ register_strategy = STRATEGIES.register
 
 
 def load_strategy_class(method: str):
-    """The strategy class registered as `method`, importing `strategies/<method>.py` on first use.
+    """The strategy class registered as `method`, importing `strategies/<method>/` (or
+    `strategies/<method>.py`) on first use.
 
-    The module is looked up by file name in the strategy folders (the built-in `strategies/`
+    The module is looked up by name in the strategy folders (the built-in `strategies/`
     and any folder in PAD_BENCH_STRATEGY_PATH); its `@register_strategy(method)` runs on import.
     """
     import importlib
     import importlib.util
 
-    from .paths import STRATEGIES_DIR, strategy_dirs
+    from .paths import STRATEGIES_DIR, strategy_dirs, strategy_module
 
     if method not in STRATEGIES:
         for d in strategy_dirs():
-            path = d / f"{method}.py"
-            if not path.is_file():
+            path = strategy_module(d, method)
+            if path is None:
                 continue
             if d.resolve() == STRATEGIES_DIR.resolve():
                 importlib.import_module(f"strategies.{method}")
@@ -73,6 +74,7 @@ def load_strategy_class(method: str):
                 spec.loader.exec_module(module)
             break
     if method not in STRATEGIES:
-        found = {p.stem for d in strategy_dirs() if d.is_dir() for p in d.glob("*.py") if p.stem != "__init__"}
+        found = {p.stem for d in strategy_dirs() for p in d.glob("*.py")} - {"__init__"}
+        found |= {p.parent.name for d in strategy_dirs() for p in d.glob("*/__init__.py")}
         raise unknown_name_error("strategy method", method, found)
     return STRATEGIES.get(method)

@@ -5,10 +5,13 @@ from typing import Sequence
 
 from torchvision import transforms as T
 
-# CLIP-ReID/PAD normalise with mean = std = 0.5; the ResNet baselines use ImageNet statistics.
+# CLIP-ReID/PAD normalise with mean = std = 0.5; the ResNet baselines use ImageNet statistics, and
+# so does PAEMA's released data loader for its ImageNet ViT (although those weights were trained at 0.5).
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NORMALIZATION = {
     "clip": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "resnet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "resnet": IMAGENET,
+    "vit": IMAGENET,
 }
 
 

@@ -18,21 +18,23 @@ from . import list_models
 from .clip import CLIPBackbone
 from .reid import ReIDNet
 from .resnet import ResNetBackbone
+from .vit import ViTBackbone
 
 # Config keys about where weights come from, not about the network: not overridable.
-_POLICY_KEYS = ("family", "weights_required", "weights_env")
+_POLICY_KEYS = ("family", "weights_required", "weights_env", "weights_hint")
 _REID_KEYS = ("image_size", "bnneck_bias_trainable")
-_FAMILIES = ("clip", "resnet")
+_FAMILIES = ("clip", "resnet", "vit")
 # Integer entries of OpenAI's TorchScript state dict that are not weights.
 _TORCHSCRIPT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 
 def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
-                 image_size: tuple[int, int] | None = None, text_tower: bool = False, **overrides: Any) -> ReIDNet:
+                 image_size: tuple[int, int] | None = None, text_tower: bool = False,
+                 test_feature: str = "pre_bn", test_normalize: bool = True, **overrides: Any) -> ReIDNet:
     """Build model `name` of configs/<name>.yaml with `overrides` of its keys.
 
     weights: a local file (CLIP: OpenAI TorchScript .pt, open_clip .pt/.pth/.bin, .safetensors;
-    ResNet: a torchvision ImageNet state dict), or "random". None means the config's default:
+    ResNet: a torchvision ImageNet state dict; ViT: a timm ImageNet checkpoint), or "random". None means the config's default:
     PAD_BENCH_CLIP_WEIGHTS for clip-vit-b16 (required), random init for the others.
     """
     cfg = model_config(name)
@@ -46,6 +48,8 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
     arch = {k: v for k, v in cfg.items() if k not in _POLICY_KEYS + _REID_KEYS}
     if cfg["family"] == "clip":
         backbone = CLIPBackbone(image_size=size, text_tower=text_tower, **arch)
+    elif cfg["family"] == "vit":
+        backbone = ViTBackbone(image_size=size, **arch)
     else:
         backbone = ResNetBackbone(**arch)
     if path is not None:
@@ -53,7 +57,7 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
         _load_strict(module, sd, path)
     spec = {"name": name, **cfg, "weights": str(path) if path else "random", "text_tower": text_tower}
     return ReIDNet(backbone, num_classes=num_classes, bnneck_bias_trainable=cfg["bnneck_bias_trainable"],
-                   image_size=size, spec=spec)
+                   image_size=size, spec=spec, test_feature=test_feature, test_normalize=test_normalize)
 
 
 def model_config(name: str) -> dict[str, Any]:
@@ -112,8 +116,8 @@ def _weights_path(name: str, cfg: Mapping[str, Any], weights: str | None) -> Pat
     if weights is None:
         if cfg.get("weights_required"):
             raise UserError(
-                f"model '{name}' needs pretrained CLIP weights from a local file (no downloads at run time): "
-                f"get OpenAI's ViT-B-16.pt or open_clip's ViT-B-16 'openai' open_clip_model.safetensors, then pass "
+                f"model '{name}' needs pretrained weights from a local file (no downloads at run time): "
+                f"get {cfg.get('weights_hint', 'its checkpoint')}, then pass "
                 f"--set model.weights=PATH or set {env}=PATH (or model.weights=random for a random init)")
         return None
     return Path(weights).expanduser()

@@ -8,7 +8,8 @@ A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a
   export_state(model)          -> the inference weights `pad-bench export` writes (classmethod)
   adapt_model()                -> grow/reset heads at the start of an experience (before the optimizer)
   configure_trainable()        -> set requires_grad for this experience
-  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]
+  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]; a group
+                                  may name its own "optimizer" (adam | sgd), else strategy.optimizer
   compute_loss(out, labels)    -> the per-iteration loss (plugins may add terms in before_backward)
   lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
 and lists what it carries between experiences in `carried` (attribute names; plugins declare
@@ -29,7 +30,8 @@ from ..config import per_domain
 from ..data.sampler import PKBatchSampler
 from ..errors import UserError
 from .losses import reid_losses
-from .schedules import warmup_multistep
+from .optim import build_optimizer
+from .schedules import per_domain_list, warmup_multistep
 
 
 class ReIDStrategy(SupervisedTemplate):
@@ -85,14 +87,16 @@ class ReIDStrategy(SupervisedTemplate):
         m = cfg["model"]
         return create_model(m["name"], num_classes=0, weights=m.get("weights"),
                             image_size=tuple(cfg["protocol"]["image_size"]),
-                            text_tower=bool(m.get("text_tower", False)))
+                            text_tower=bool(m.get("text_tower", False)),
+                            test_feature=m.get("test_feature", "pre_bn"), test_normalize=m.get("test_normalize", True))
 
     # ---- hooks for methods --------------------------------------------------------------
     def adapt_model(self) -> None:
         """Grow the global classifier by this experience's identities (BASELINES.md growth rule)."""
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
-        if self.model.num_classes > 0 and self.hp.get("classifier_init", "class_means") == "class_means":
+        if self.model.num_classes > 0 and self.hp.get("classifier_init", "class_means") in ("class_means",
+                                                                                          "test_feature_means"):
             init = self.class_mean_rows()
         self.model.grow_classifier(n_new, init)
 
@@ -131,32 +135,39 @@ class ReIDStrategy(SupervisedTemplate):
 
     @torch.no_grad()
     def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
-        """Eval-mode features of a dataset (eval transforms) plus labels: {key: (N, d), "labels": (N,)}."""
+        """Eval-mode features of a dataset (eval transforms) plus labels and camera ids:
+        {key: (N, d), "labels": (N,), "camids": (N,)}."""
         model = model or self.model
         was_training = model.training
         model.eval()
         loader = DataLoader(dataset.eval(), batch_size=self.eval_mb_size, shuffle=False,
                             num_workers=self.train_cfg["num_workers"])
-        out: dict[str, list] = {k: [] for k in keys + ("labels",)}
+        out: dict[str, list] = {k: [] for k in keys + ("labels", "camids")}
         for batch in loader:
             with self.autocast():
                 feats = model(batch[0].to(self.device))
             for k in keys:
                 out[k].append(_get(feats, k).float())
             out["labels"].append(batch[1].to(self.device))
+            out["camids"].append(batch[2].to(self.device))
         model.train(was_training)
         return {k: torch.cat(v) for k, v in out.items()}
 
     def class_mean_rows(self) -> dict[str, Tensor]:
-        """L2-normalised class means of this experience's (pre-BN) head-tap features, one row per
-        new class, from the current model in eval mode (as the LSTKC/DKP code does)."""
+        """L2-normalised class means of this experience's head-tap features, one row per new class,
+        from the current model in eval mode. classifier_init 'class_means': means of the L2-normalised
+        pre-BN features (the LSTKC/DKP code); 'test_feature_means': means of the un-normalised features
+        the test feature is made of, pre- or post-BN as model.test_feature says (PAEMA's and LSTKC++'s
+        code, which average what their models return in eval mode)."""
         taps = tuple(self.model.classifiers.keys())
-        feats = self.extract(self.experience.dataset, keys=taps)
+        raw = self.hp.get("classifier_init") == "test_feature_means"
+        keys = tuple(f"bn.{t}" if raw and self.model.test_feature == "post_bn" else t for t in taps)
+        feats = self.extract(self.experience.dataset, keys=keys)
         labels = feats["labels"] - self.class_offsets[self.exp_index]
         n = self.num_classes_per_exp[self.exp_index]
         rows = {}
-        for t in taps:
-            f = F.normalize(feats[t], dim=1)
+        for t, key in zip(taps, keys):
+            f = feats[key] if raw else F.normalize(feats[key], dim=1)
             sums = torch.zeros(n, f.shape[1], device=f.device).index_add_(0, labels, f)
             rows[t] = F.normalize(sums / torch.bincount(labels, minlength=n).clamp_min(1)[:, None], dim=1)
         return rows
@@ -188,13 +199,7 @@ class ReIDStrategy(SupervisedTemplate):
         if not groups:
             raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
         self.base_lrs = [g["lr"] for g in groups]
-        opt = self.hp.get("optimizer", "adam")
-        if opt == "adam":
-            self.optimizer = torch.optim.Adam(groups)
-        elif opt == "sgd":
-            self.optimizer = torch.optim.SGD(groups, momentum=self.hp.get("momentum", 0.9))
-        else:
-            raise UserError(f"strategy.optimizer must be adam or sgd, got {opt!r}")
+        self.optimizer = build_optimizer(groups, self.hp.get("optimizer", "adam"), self.hp.get("momentum", 0.9))
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):
@@ -281,13 +286,6 @@ def _get(out: Any, key: str) -> Tensor:
     for part in key.split("."):
         out = out[part]
     return out
-
-
-def per_domain_list(value: list, index: int) -> list:
-    """Milestones: one list for all domains, or a list of lists (one per domain)."""
-    if value and isinstance(value[0], list):
-        return value[min(index, len(value) - 1)]
-    return value
 
 
 def nbytes(obj: Any) -> int:
