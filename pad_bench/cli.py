@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .paths import PROJECT_ROOT
 
-DEFAULT_SYNTH_ROOT = PROJECT_ROOT / ".cache" / "synth"
+DEFAULT_SYNTH_ROOT = Path(".cache") / "synth"  # where benchmarks/synth.yaml looks, from the working directory
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Run configuration: layered YAML, dotted `--set` overrides, validation with one-line errors.
 
-Layers, later wins: pad_bench/defaults.yaml < benchmark YAML < strategy YAML < the strategy's
+Layers, later wins: pad_bench/configs/defaults.yaml < benchmark YAML < strategy YAML < the strategy's
 profile (named by --profile, else the benchmark's `default_profile`) < --set key=value.
 A key that no layer defines is an error (with the closest valid key), and so is a value whose
 type differs from the default's.
@@ -16,10 +16,8 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import UserError
-from .paths import BENCHMARKS_DIR, strategy_dirs, strategy_yamls
+from .paths import BENCHMARKS_DIR, DEFAULTS_FILE, strategy_dirs
 from .registry import unknown_name_error
-
-DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
 # Sections whose contents are free-form per method/dataset: new keys may be introduced there
 # by a benchmark or strategy file (not by --set, which must name an existing key).
 OPEN_SECTIONS = ("strategy", "protocol.dataset_options", "model")
@@ -157,31 +155,40 @@ def list_benchmarks() -> list[str]:
     return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.yaml"))
 
 
-def find_strategy_file(name: str) -> Path:
+def strategy_files() -> dict[str, Path]:
+    """Strategy name -> its YAML: every `<method folder>/<name>.yaml` in the strategy folders
+    (a folder of PAD_BENCH_STRATEGY_PATH shadows a built-in name)."""
+    found: dict[str, Path] = {}
     for d in strategy_dirs():
-        for path in strategy_yamls(d):
-            if path.stem == name:
-                return path
-    raise unknown_name_error("strategy", name, list_strategies())
+        for path in sorted(d.glob("*/*.yaml")) if d.is_dir() else ():
+            found.setdefault(path.stem, path)
+    return found
+
+
+def find_strategy_file(name: str) -> Path:
+    files = strategy_files()
+    if name not in files:
+        raise unknown_name_error("strategy", name, files)
+    return files[name]
 
 
 def list_strategies() -> list[str]:
-    return sorted({p.stem for d in strategy_dirs() for p in strategy_yamls(d)})
+    return sorted(strategy_files())
 
 
 def strategy_layers(name: str, _seen: tuple = ()) -> list[tuple[str, dict]]:
     """A strategy YAML and the chain of YAMLs it names as `base:`, base first.
 
-    A YAML without `strategy.method` uses its file name (or its base's method)."""
+    A YAML without `strategy.method` runs the method of its own folder (`<folder>/strategy.py`)."""
     if name in _seen:
         raise UserError(f"strategy YAML '{name}' inherits from itself via base: {' -> '.join(_seen)}")
-    layer = load_yaml(find_strategy_file(name))
+    path = find_strategy_file(name)
+    layer = load_yaml(path)
     base = layer.pop("base", None)
     layer.pop("description", None)
     layers = strategy_layers(base, _seen + (name,)) if base else []
-    if not base:
-        layer.setdefault("strategy", {}).setdefault("method", name)
-    return layers + [(name, layer)]
+    layer.setdefault("strategy", {}).setdefault("method", path.parent.name)
+    return layers + [(f"{path.parent.name}/{path.name}", layer)]
 
 
 def strategy_description(name: str) -> str:
@@ -208,7 +215,7 @@ def resolve_config(
     for name, layer in strategy_layers(strategy):
         for pname, pvalues in (layer.pop("profiles", {}) or {}).items():
             profiles[pname] = {**profiles.get(pname, {}), **flatten(pvalues)}
-        merge_layer(cfg, layer, f"strategies/{name}.yaml", allow_new=True)
+        merge_layer(cfg, layer, f"strategies/{name}", allow_new=True)
     cfg["strategy"]["name"] = strategy
 
     chosen = profile if profile is not None else default_profile

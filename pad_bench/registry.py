@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Callable, Generic, Iterable, TypeVar
 
 from .errors import UserError
@@ -49,32 +50,36 @@ STRATEGIES: Registry = Registry("strategy")
 register_strategy = STRATEGIES.register
 
 
-def load_strategy_class(method: str):
-    """The strategy class registered as `method`, importing `strategies/<method>/` (or
-    `strategies/<method>.py`) on first use.
+def method_folders() -> dict[str, Path]:
+    """Method name -> its folder: every folder holding a `strategy.py` in the strategy folders
+    (a folder of PAD_BENCH_STRATEGY_PATH shadows a built-in method of the same name)."""
+    from .paths import strategy_dirs
 
-    The module is looked up by name in the strategy folders (the built-in `strategies/`
-    and any folder in PAD_BENCH_STRATEGY_PATH); its `@register_strategy(method)` runs on import.
+    found: dict[str, Path] = {}
+    for d in strategy_dirs():
+        for module in sorted(d.glob("*/strategy.py")) if d.is_dir() else ():
+            found.setdefault(module.parent.name, module.parent)
+    return found
+
+
+def load_strategy_class(method: str):
+    """The strategy class registered as `method`, importing `<method folder>/strategy.py` on first use.
+
+    Every method folder is imported as `pad_bench.strategies.<method>`: the package's search path is
+    the strategy folders (PAD_BENCH_STRATEGY_PATH first, then the built-in one), so a folder's
+    modules import each other relatively and a copied folder runs its own copies. The module's
+    `@register_strategy(method)` runs on import.
     """
     import importlib
-    import importlib.util
 
-    from .paths import STRATEGIES_DIR, strategy_dirs, strategy_module
+    from . import strategies
+    from .paths import strategy_dirs
 
     if method not in STRATEGIES:
-        for d in strategy_dirs():
-            path = strategy_module(d, method)
-            if path is None:
-                continue
-            if d.resolve() == STRATEGIES_DIR.resolve():
-                importlib.import_module(f"strategies.{method}")
-            else:
-                spec = importlib.util.spec_from_file_location(f"pad_bench_user_strategies.{method}", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-            break
-    if method not in STRATEGIES:
-        found = {p.stem for d in strategy_dirs() for p in d.glob("*.py")} - {"__init__"}
-        found |= {p.parent.name for d in strategy_dirs() for p in d.glob("*/__init__.py")}
-        raise unknown_name_error("strategy method", method, found)
+        folders = method_folders()
+        if method in folders:
+            strategies.__path__[:] = [str(d) for d in strategy_dirs()]
+            importlib.import_module(f"{strategies.__name__}.{method}.strategy")
+        if method not in STRATEGIES:
+            raise unknown_name_error("strategy method", method, folders)
     return STRATEGIES.get(method)

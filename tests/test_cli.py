@@ -36,12 +36,14 @@ def test_list_and_check_do_not_import_torch(tmp_path):
     assert all(entry == {"found": False} for entry in report.values())
 
 
-def test_registry_discovers_a_strategy_file_the_user_writes(tmp_path, monkeypatch):
-    (tmp_path / "mystrat.py").write_text(
+def test_registry_discovers_a_method_folder_the_user_writes(tmp_path, monkeypatch):
+    folder = tmp_path / "mystrat"
+    folder.mkdir()
+    (folder / "strategy.py").write_text(
         "from pad_bench.registry import register_strategy\n"
         "from pad_bench.training.base import ReIDStrategy\n\n\n"
         "@register_strategy('mystrat')\nclass MyStrat(ReIDStrategy):\n    carried = ()\n")
-    (tmp_path / "mystrat.yaml").write_text("description: mine\nbase: finetune\nstrategy:\n  method: mystrat\n")
+    (folder / "mystrat.yaml").write_text("description: mine\nbase: finetune\n")
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
     assert "mystrat" in list_strategies()
     cfg = resolve_config(benchmark="synth", strategy="mystrat")

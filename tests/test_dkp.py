@@ -9,8 +9,8 @@ import torch
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.models.uncertainty import dkp_model, gaussian_samples
-from pad_bench.training.prototypes import class_prototypes, dkt_loss, sample_prototypes, set_triplet
+from pad_bench.strategies.dkp.prototypes import class_prototypes, dkt_loss, sample_prototypes, set_triplet
+from pad_bench.strategies.dkp.uncertainty import dkp_model, gaussian_samples
 
 from conftest import tiny_sets
 
@@ -114,8 +114,8 @@ def test_dkt_loss_by_hand():
 
 
 def test_dkp_milestones_by_dataset_and_proto_mode_validation():
-    from pad_bench.plugins.prototypes import PrototypePlugin
-    from strategies.dkp import DKP
+    from pad_bench.strategies.dkp.plugins.prototypes import PrototypePlugin
+    from pad_bench.strategies.dkp.strategy import DKP
 
     cfg = resolve_config(benchmark="aka-order1", strategy="dkp")
     DKP.finalize_config(cfg)

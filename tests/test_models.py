@@ -70,7 +70,7 @@ def test_every_model_builds(name):
 
 
 def test_vit_b16_parameter_counts():
-    # OPENCLIP_NOTES.md §6: image tower 86.14 M, text tower 63.43 M (ViT-B-16-quickgelu at 256x128).
+    # docs/models.md#sizes: image tower 86.14 M, text tower 63.43 M (ViT-B-16-quickgelu at 256x128).
     clip = create_model("clip-vit-b16", weights="random", text_tower=True).backbone.clip
     image = n_params(p for n, p in clip.named_parameters() if n.startswith("visual."))
     text = n_params(p for n, p in clip.named_parameters() if not n.startswith("visual."))
@@ -130,7 +130,7 @@ def test_prompter_inserts_and_drops_tokens():
 def test_text_side_matches_encode_text_and_is_frozen():
     bb = create_model("clip-tiny", text_tower=True).backbone
     tokens = bb.tokenize(["A photo of a X X X X person.", "a person in a red coat"])
-    # OPENCLIP_NOTES.md §2: SOT, "a photo of a", 4 x "x", "person", ".", EOT, padding
+    # docs/models.md#tokenizer: SOT, "a photo of a", 4 x "x", "person", ".", EOT, padding
     assert tokens[0, :13].tolist() == [49406, 320, 1125, 539, 320, 343, 343, 343, 343, 2533, 269, 49407, 0]
     assert tokens.shape == (2, 77)
     with torch.no_grad():

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .datasets import SEEN, UNSEEN, create_dataset, dataset_names, split_counts
+from .prepare import find_raw_release
 from .protocol import select_ids
 
 ID_RULE, IDS = "first_500_sorted", 500  # the default protocol's training-ID selection
@@ -14,7 +15,11 @@ def check_dataset(name: str, root: Path) -> dict:
     ds = create_dataset(name, root)
     found = ds.find_root()
     if found is None:
-        return {"found": False}
+        raw = find_raw_release(name, root)
+        if raw is None:
+            return {"found": False}
+        return {"found": False, "raw": str(raw),
+                "hint": f"raw release found; `pad-bench datasets prepare {name} --root {root}` builds it"}
     entry: dict = {"found": True, "root": str(found)}
     try:
         splits = ds.load_eval_splits()[0] if name in UNSEEN else ds.load()
@@ -45,7 +50,7 @@ def format_report(report: dict, root: Path) -> str:
              f"  {'dataset':<11} {'train img/ids/cams':>20} {'query img/ids':>15} {'gallery img/ids':>16}  folder"]
     for name, e in report.items():
         if not e["found"]:
-            lines.append(f"  {name:<11} {'not found':>20}")
+            lines.append(f"  {name:<11} {'not found':>20}" + (f"  {e['hint']} (raw: {e['raw']})" if "hint" in e else ""))
         elif "error" in e:
             lines.append(f"  {name:<11} ERROR: {e['error']}")
         else:

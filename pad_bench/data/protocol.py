@@ -1,6 +1,6 @@
 """The LReID protocol: ID selection per training domain, unseen splits, and data manifests.
 
-Harness rule (PROTOCOL.md §2): after each adapter's pre-filters, a training domain keeps its
+Harness rule (docs/protocol.md#training-identities): after each adapter's pre-filters, a training domain keeps its
 `ids_per_domain` smallest raw PIDs (`first_500_sorted`), or all of them (`all`). Labels are
 0..C-1 in ascending raw-PID order. Test sets are never subsampled.
 """

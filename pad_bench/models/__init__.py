@@ -1,4 +1,4 @@
-"""The model zoo: one YAML file per model in `configs/` (its stem is the name), one `create_model`.
+"""The model zoo: one YAML file per model in `pad_bench/configs/models/` (its stem is the name), one `create_model`.
 
 Listing reads file names only; torch is imported on the first `create_model` access, so that
 `pad-bench list` stays fast.

@@ -1,4 +1,4 @@
-"""ResNet backbone of the LSTKC family (BASELINES.md §1): torchvision ResNet, last stride 1, GeM pooling."""
+"""ResNet backbone of the LSTKC family (docs/methods/lstkc.md#the-lstkc-family-resnet-50-recipe): torchvision ResNet, last stride 1, GeM pooling."""
 from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence

@@ -31,7 +31,7 @@ _TORCHSCRIPT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
                  image_size: tuple[int, int] | None = None, text_tower: bool = False,
                  test_feature: str = "pre_bn", test_normalize: bool = True, **overrides: Any) -> ReIDNet:
-    """Build model `name` of configs/<name>.yaml with `overrides` of its keys.
+    """Build model `name` of configs/models/<name>.yaml with `overrides` of its keys.
 
     weights: a local file (CLIP: OpenAI TorchScript .pt, open_clip .pt/.pth/.bin, .safetensors;
     ResNet: a torchvision ImageNet state dict; ViT: a timm ImageNet checkpoint), or "random". None means the config's default:
@@ -61,7 +61,7 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
 
 
 def model_config(name: str) -> dict[str, Any]:
-    """The parsed configs/<name>.yaml."""
+    """The parsed configs/models/<name>.yaml."""
     if name not in list_models():
         raise unknown_name_error("model", name, list_models())
     cfg = yaml.safe_load((MODEL_CONFIGS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))

@@ -8,21 +8,12 @@ the L1 loss compares the decoded image with the normalised original; Adam(2e-4, 
 """
 from __future__ import annotations
 
-import logging
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
-from avalanche.core import SupervisedPlugin
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
-from pad_bench.data.sampler import PKBatchSampler
 from pad_bench.data.transforms import NORMALIZATION
-from pad_bench.models import model_family
 from pad_bench.models.zoo import read_state_dict
-
-log = logging.getLogger("pad_bench")
 
 KERNEL_PARAMS = 3 * 3 * 3 * 3 + 3  # one 3->3 channel 3x3 convolution and its bias
 
@@ -99,53 +90,3 @@ def train_rehearser(net: KernelPredictor, batches, norm: Normalisation, *, iters
         opt.step()
     return float(loss.detach())
 
-
-class RehearserPlugin(SupervisedPlugin):
-    """Trains a fresh rehearser on every experience but the last (at its end, on its own training
-    images) and keeps it for the next experience: `current` is the previous domain's rehearser
-    (None during the first experience). Carried as a state dict."""
-
-    carried = ("state",)
-
-    def __init__(self, *, iters: int, batch: Sequence[int], lr: float, weights: str | None):
-        super().__init__()
-        self.iters, self.batch, self.lr, self.weights = iters, tuple(batch), lr, weights
-        self.state: dict[str, Tensor] | None = None
-        self.current: KernelPredictor | None = None
-
-    def before_training_exp(self, strategy, **kwargs):
-        self.current = None
-        if self.state is not None:
-            self.current = KernelPredictor().to(strategy.device)
-            self.current.load_state_dict(self.state)
-            self.current.train()  # used under no_grad in training mode, as released
-
-    def after_training_exp(self, strategy, **kwargs):
-        if strategy.exp_index >= len(strategy.num_classes_per_exp) - 1:
-            self.state = None  # no later domain needs it
-            return
-        net = KernelPredictor().to(strategy.device)
-        if self.weights:
-            net.load_backbone(self.weights)
-        p, k = self.batch
-        labels = [int(y) for y in strategy.adapted_dataset.targets]
-        sampler = PKBatchSampler(labels, p, k, seed=strategy.seed * 1000 + 500 + strategy.exp_index)
-        loader = DataLoader(strategy.adapted_dataset, batch_sampler=sampler,
-                            num_workers=strategy.train_cfg["num_workers"])
-        norm = Normalisation(model_family(strategy.cfg["model"]["name"]), strategy.device)
-        last = train_rehearser(net, _endless(loader, sampler, strategy.device), norm, iters=self.iters, lr=self.lr)
-        log.info("DKP++: trained the rehearser of experience %d (%d iterations, L1 %.4f)",
-                 strategy.exp_index + 1, self.iters, last)
-        self.state = {k: t.detach().clone() for k, t in net.state_dict().items()}
-
-    def after_training(self, strategy, **kwargs):
-        self.current = None
-
-
-def _endless(loader: DataLoader, sampler: PKBatchSampler, device: torch.device):
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        for batch in loader:
-            yield batch[0].to(device)
-        epoch += 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from pad_bench.training.affinity import cosine_affinity, log_cosine_affinity
-from pad_bench.training.rstkt import correctness_marks
+
+from ..lstkc.rstkt import correctness_marks
 
 
 def single_teacher_target(a_old: Tensor, labels: Tensor) -> Tensor:
@@ -47,22 +47,3 @@ def long_short_kd_loss(feats_new: Tensor, feats_short: Tensor, feats_long: Tenso
         target = dual_teacher_target(a_short, cosine_affinity(feats_long.detach(), temperature=temperature), labels)
     return F.kl_div(log_cosine_affinity(feats_new, temperature), target, reduction="batchmean")
 
-
-class LongShortKDPlugin(SupervisedPlugin):
-    """Adds weight·long_short_kd_loss on the batch's test features whenever `memory` holds a
-    last-step teacher, i.e. from the second experience on (the long-term one from the third)."""
-
-    def __init__(self, *, memory, weight: float = 1.0, temperature: float = 0.1):
-        super().__init__()
-        self.memory, self.weight, self.temperature = memory, weight, temperature
-
-    def before_backward(self, strategy, **kwargs):
-        short, long = self.memory.teachers
-        if short is None:
-            return
-        with torch.no_grad(), strategy.autocast():
-            f_short = short(strategy.mb_x)["embedding"]
-            f_long = long(strategy.mb_x)["embedding"] if long is not None else None
-        kd = long_short_kd_loss(strategy.mb_output["embedding"], f_short, f_long, strategy.mb_y, self.temperature)
-        strategy.loss = strategy.loss + self.weight * kd
-        strategy.loss_terms["lskd"] = float(kd.detach())

@@ -3,9 +3,7 @@ prompt during the step, so a step that moved the prompt a lot keeps more of the 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
-
-from pad_bench.plugins.fusion import FusionPlugin
+from torch import Tensor
 
 
 def prompt_change_alpha(new: Tensor, old: Tensor) -> float:
@@ -18,10 +16,3 @@ def prompt_change_alpha(new: Tensor, old: Tensor) -> float:
                         torch.zeros_like(den))
     return float(ratio.mean())
 
-
-class PromptAlphaFusionPlugin(FusionPlugin):
-    """θ = α·θ_t + (1 − α)·θ_{t−1} over the whole state dict (BN statistics and the prompt included,
-    old classifier rows only) with α = prompt_change_alpha of the general prompt."""
-
-    def alpha(self, strategy, old_model: nn.Module) -> float:
-        return prompt_change_alpha(strategy.model.backbone.prompt, old_model.backbone.prompt)
