@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from .config import list_strategies, resolve_config
-from .registry import method_folders
+from .registry import METHODS
 
 
 # The methods `pad-bench demo` runs by default, within its 15-minute CPU budget; `--all` runs every method.
@@ -15,7 +15,7 @@ HEADLINE = ("finetune", "joint", "lstkc", "dkp", "pad")
 def demo_strategies(every: bool = False) -> list[str]:
     """The headline methods, or (every) each method: the YAML named like its method folder
     (presets/variants excluded)."""
-    methods = [n for n in list_strategies() if n in method_folders()]
+    methods = [n for n in list_strategies() if n in METHODS]
     return methods if every else [n for n in methods if n in HEADLINE]
 
 

@@ -15,6 +15,7 @@ STRATEGIES_DIR = PACKAGE_DIR / "strategies"
 BENCHMARKS_DIR = PACKAGE_DIR / "benchmarks"
 CONFIGS_DIR = PACKAGE_DIR / "configs"
 MODEL_CONFIGS_DIR = CONFIGS_DIR / "models"
+RECIPES_DIR = CONFIGS_DIR / "recipes"
 DEFAULTS_FILE = CONFIGS_DIR / "defaults.yaml"
 
 

@@ -1,10 +1,16 @@
-"""Explicit name registries (datasets, strategies, models) with helpful unknown-name errors."""
+"""Name registries with helpful unknown-name errors.
+
+Two kinds, each name set once: `Registry` for classes that register themselves with a decorator
+(datasets, strategy classes) and `FileTable` for data found by file name (benchmarks, strategy
+YAMLs, method folders, model configs, recipe layers). A name defined twice is an error.
+"""
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
 from typing import Callable, Generic, Iterable, TypeVar
 
+from . import paths
 from .errors import UserError
 
 T = TypeVar("T")
@@ -50,16 +56,42 @@ STRATEGIES: Registry = Registry("strategy")
 register_strategy = STRATEGIES.register
 
 
-def method_folders() -> dict[str, Path]:
-    """Method name -> its folder: every folder holding a `strategy.py` in the strategy folders
-    (a folder of PAD_BENCH_STRATEGY_PATH shadows a built-in method of the same name)."""
-    from .paths import strategy_dirs
+class FileTable:
+    """Names of data files matching `pattern` in some folders: the file stem, or with
+    `by_folder` the name of the folder holding the file. Folders are read on every call, so that
+    files a user adds (and PAD_BENCH_STRATEGY_PATH) count at once."""
 
-    found: dict[str, Path] = {}
-    for d in strategy_dirs():
-        for module in sorted(d.glob("*/strategy.py")) if d.is_dir() else ():
-            found.setdefault(module.parent.name, module.parent)
-    return found
+    def __init__(self, kind: str, folders: Callable[[], list[Path]], pattern: str, *, by_folder: bool = False):
+        self.kind, self.folders, self.pattern, self.by_folder = kind, folders, pattern, by_folder
+
+    def files(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for folder in self.folders():
+            for path in sorted(folder.glob(self.pattern)) if folder.is_dir() else ():
+                name = path.parent.name if self.by_folder else path.stem
+                if name in found:
+                    raise UserError(f"{self.kind} '{name}' is defined twice: {found[name]} and {path}; rename one")
+                found[name] = path
+        return found
+
+    def path(self, name: str) -> Path:
+        files = self.files()
+        if name not in files:
+            raise unknown_name_error(self.kind, name, files)
+        return files[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.files())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.files()
+
+
+BENCHMARKS = FileTable("benchmark", lambda: [paths.BENCHMARKS_DIR], "*.yaml")
+STRATEGY_FILES = FileTable("strategy", paths.strategy_dirs, "*/*.yaml")
+METHODS = FileTable("strategy method", paths.strategy_dirs, "*/strategy.py", by_folder=True)
+MODELS = FileTable("model", lambda: [paths.MODEL_CONFIGS_DIR], "*.yaml")
+RECIPES = FileTable("recipe", lambda: [paths.RECIPES_DIR], "*.yaml")
 
 
 def load_strategy_class(method: str):
@@ -73,13 +105,12 @@ def load_strategy_class(method: str):
     import importlib
 
     from . import strategies
-    from .paths import strategy_dirs
 
     if method not in STRATEGIES:
-        folders = method_folders()
-        if method in folders:
-            strategies.__path__[:] = [str(d) for d in strategy_dirs()]
-            importlib.import_module(f"{strategies.__name__}.{method}.strategy")
+        METHODS.path(method)  # an unknown method lists the valid ones
+        strategies.__path__[:] = [str(d) for d in paths.strategy_dirs()]
+        importlib.import_module(f"{strategies.__name__}.{method}.strategy")
         if method not in STRATEGIES:
-            raise unknown_name_error("strategy method", method, folders)
+            raise UserError(f"{METHODS.path(method)} does not register a strategy named '{method}' "
+                            f"(decorate its class with @register_strategy('{method}'))")
     return STRATEGIES.get(method)

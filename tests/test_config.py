@@ -73,6 +73,33 @@ def test_base_schedule_is_pads_warmup_multistep():
     assert factors[17] == pytest.approx(0.1) and factors[25] == pytest.approx(0.01)
 
 
+def test_a_recipe_layer_is_merged_before_the_file_that_uses_it(tmp_path, monkeypatch):
+    folder = tmp_path / "tinyft"
+    folder.mkdir()
+    (folder / "strategy.py").write_text("")
+    (folder / "tinyft.yaml").write_text(
+        "base: finetune\nuse: [cpu-tiny]\ntrain:\n  epochs: 7\nprofiles:\n  big:\n    use: [clip-reid]\n")
+    monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
+    cfg = resolve_config(benchmark="aka-order1", strategy="tinyft")
+    # cpu-tiny's values over finetune's, then the file's own epochs over cpu-tiny's 50
+    assert (cfg["model"]["name"], cfg["strategy"]["lr"], cfg["train"]["epochs"]) == ("clip-tiny", 3e-3, 7)
+    big = resolve_config(benchmark="aka-order1", strategy="tinyft", profile="big")
+    assert big["model"]["name"] == "clip-vit-b16" and big["train"]["epochs"] == [30, 25, 25, 32, 28]
+
+
+def test_names_are_set_once(tmp_path, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "finetune.yaml").write_text("description: a second finetune\n")
+    monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
+    with pytest.raises(UserError, match="strategy 'finetune' is defined twice"):
+        resolve_config(benchmark="synth", strategy="finetune")
+    (folder / "finetune.yaml").write_text("use: [no-such-recipe]\n")
+    (folder / "finetune.yaml").rename(folder / "mine.yaml")
+    with pytest.raises(UserError, match="unknown recipe 'no-such-recipe'"):
+        resolve_config(benchmark="synth", strategy="mine")
+
+
 def test_baselines_step_the_schedule_after_each_epoch_as_the_lstkc_family():
     from types import SimpleNamespace
 

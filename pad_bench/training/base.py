@@ -82,12 +82,12 @@ class ReIDStrategy(SupervisedTemplate):
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> nn.Module:
-        from ..models import create_model
+        from ..models import create_model, model_options
 
         m = cfg["model"]
         return create_model(m["name"], num_classes=0, weights=m.get("weights"),
                             image_size=tuple(cfg["protocol"]["image_size"]),
-                            text_tower=bool(m.get("text_tower", False)),
+                            text_tower=bool(m.get("text_tower", False)), **model_options(m),
                             test_feature=m.get("test_feature", "pre_bn"), test_normalize=m.get("test_normalize", True))
 
     # ---- hooks for methods --------------------------------------------------------------

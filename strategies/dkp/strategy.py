@@ -3,7 +3,7 @@ distillation from the last domain's distribution prototypes, and α = 0.5 fusion
 Carried: the fused model and the last domain's μ_c/σ_c (computed at the end of its experience)."""
 import torch
 
-from pad_bench.models import create_model, model_family
+from pad_bench.models import create_model, model_family, model_options
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.losses import id_loss
@@ -41,7 +41,7 @@ class DKP(ReIDStrategy):
         m, hp = cfg["model"], cfg["strategy"]
         cut = {"cut_at": "layer3"} if model_family(m["name"]) == "resnet" else {}
         net = create_model(m["name"], num_classes=0, weights=m.get("weights"),
-                           image_size=tuple(cfg["protocol"]["image_size"]), **cut)
+                           image_size=tuple(cfg["protocol"]["image_size"]), **cut, **model_options(m))
         return dkp_model(net, dim=hp["dkp_dim"], n_samples=hp["dkp_samples"])
 
     def compute_loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
