@@ -213,7 +213,7 @@ def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
     return list(groups.values())
 
 
-RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size")  # speed only, not the method
+RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir")  # speed only
 
 
 def _marker(i: int) -> str:

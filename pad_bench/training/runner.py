@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..config import resolve_dataset_tables
+from ..data.loading import loader_workers
 from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
@@ -100,6 +101,7 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     model = strategy_cls.build_model(cfg, bench)
     strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
                             device=str(device), plugins=[ProgressPlugin(disable=not progress)], evaluator=evaluator)
+    strategy.device_input = bench.device_input
 
     state = load_latest_checkpoint(store.checkpoints) if resume else None
     if state is not None:
@@ -140,7 +142,7 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
 
 def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str) -> list[dict]:
     """Score every seen-test and unseen set; unseen runs of one dataset are averaged."""
-    nw = strategy.train_cfg["num_workers"]
+    nw = loader_workers(strategy.train_cfg)
     streams = [("seen", bench.test_stream, bench.seen_names)]
     if bench.unseen_names:
         streams.append(("unseen", bench.unseen_stream, bench.unseen_names))

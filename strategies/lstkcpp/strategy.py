@@ -1,8 +1,9 @@
-"""LSTKC++ (TPAMI 2025, docs/methods/lstkcpp.md): LSTKC with its knowledge split into a last-step
-and a long-term model. Each iteration distils batch affinities from the last-step model (and, from the third step on, from
-the long-term model too, with a two-teacher rectified target); after each step the long-term and
-last-step models are fused with a searched weight, and the result with the trained model by an
-affinity-overlap α. Carried: the fused model, the last-step model and the long-term model."""
+"""LSTKC++ (TPAMI 2025, docs/methods/lstkcpp.md): LSTKC with its knowledge split into a
+last-step and a long-term model. Each iteration distils batch affinities from the last-step model
+(and, from the third step on, from the long-term model too, with a two-teacher rectified target);
+after each step the long-term and last-step models are fused with a searched weight, and the result
+with the trained model by an affinity-overlap α. Carried: the fused model, the last-step model and
+the long-term model."""
 from __future__ import annotations
 
 from pad_bench.registry import register_strategy

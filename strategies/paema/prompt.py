@@ -23,8 +23,8 @@ class GeneralPromptBackbone(nn.Module):
             raise UserError(f"paema_prompt_length must be >= 2 (half keys, half values), got {length}")
         self.trunk = trunk
         self.prompt = nn.Parameter(torch.rand(len(trunk.blocks), length, trunk.width))
-        self.head_taps, self.embedding_taps, self.triplet_taps = trunk.head_taps, trunk.embedding_taps, trunk.triplet_taps
-        self.tap_dims = trunk.tap_dims
+        self.head_taps, self.embedding_taps = trunk.head_taps, trunk.embedding_taps
+        self.triplet_taps, self.tap_dims = trunk.triplet_taps, trunk.tap_dims
 
     def forward(self, x: Tensor, prompter=None) -> dict[str, Tensor]:
         if prompter is not None:

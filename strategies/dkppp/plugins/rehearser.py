@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from pad_bench.data.loading import loader_workers
 from pad_bench.data.sampler import PKBatchSampler
 from pad_bench.models import model_family
 
@@ -48,9 +48,9 @@ class RehearserPlugin(SupervisedPlugin):
         labels = [int(y) for y in strategy.adapted_dataset.targets]
         sampler = PKBatchSampler(labels, p, k, seed=strategy.seed * 1000 + 500 + strategy.exp_index)
         loader = DataLoader(strategy.adapted_dataset, batch_sampler=sampler,
-                            num_workers=strategy.train_cfg["num_workers"])
+                            num_workers=loader_workers(strategy.train_cfg))
         norm = Normalisation(model_family(strategy.cfg["model"]["name"]), strategy.device)
-        last = train_rehearser(net, _endless(loader, sampler, strategy.device), norm, iters=self.iters, lr=self.lr)
+        last = train_rehearser(net, _endless(loader, sampler, strategy), norm, iters=self.iters, lr=self.lr)
         log.info("DKP++: trained the rehearser of experience %d (%d iterations, L1 %.4f)",
                  strategy.exp_index + 1, self.iters, last)
         self.state = {k: t.detach().clone() for k, t in net.state_dict().items()}
@@ -59,10 +59,16 @@ class RehearserPlugin(SupervisedPlugin):
         self.current = None
 
 
-def _endless(loader: DataLoader, sampler: PKBatchSampler, device: torch.device):
-    epoch = 0
+def _endless(loader: DataLoader, sampler: PKBatchSampler, strategy):
+    """Training batches, epoch after epoch; on the cached data path augmented on the device, like the
+    strategy's own batches."""
+    epoch = step = 0
     while True:
         sampler.set_epoch(epoch)
         for batch in loader:
-            yield batch[0].to(device)
+            x = batch[0].to(strategy.device)
+            if strategy.device_input is not None:
+                x = strategy.device_input.train_batch(x, batch[4].to(strategy.device), step)
+            step += len(x)
+            yield x
         epoch += 1
