@@ -19,21 +19,9 @@ def demo_strategies(every: bool = False) -> list[str]:
     return methods if every else [n for n in methods if n in HEADLINE]
 
 
-def ensure_synthetic(data_root: Path) -> None:
-    from .data.synth import SynthConfig, generate, is_complete
-
-    cfg = SynthConfig()
-    if is_complete(data_root, cfg):
-        print(f"synthetic domains: cached in {data_root}")
-        return
-    t0 = time.perf_counter()
-    print(f"synthetic domains: generating into {data_root} ...", flush=True)
-    generate(data_root, cfg)
-    print(f"synthetic domains: done in {time.perf_counter() - t0:.0f}s")
-
-
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None,
              every: bool = False) -> list[Path]:
+    from .data.synth_cache import ensure_synthetic
     from .results.compare import compare_runs
     from .training.runner import execute, run_name
 

@@ -16,6 +16,7 @@ import torch
 from ..config import resolve_dataset_tables
 from ..data.loading import loader_workers
 from ..data.stream import ReIDBenchmark, build_benchmark
+from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
@@ -46,6 +47,7 @@ def finalize(cfg: dict):
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)
     resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
+    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     # a missing pretrained file fails here, before any data is read or a run directory exists
     cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     return strategy_cls
