@@ -48,8 +48,7 @@ class DKPPlusPlus(DKP):
         with torch.no_grad(), self.autocast():
             old_mu = self.old.model(rehearsed)["embedding"]
         kd = rehearsal_kd(r_out["mu"], old_mu, hp["dkppp_distill_temperature"])
-        self.loss_terms.update(id=float(ce.detach()), tri=float(within.detach()), tri_across=float(across.detach()),
-                               rehearsal_kd=float(kd.detach()))
+        self.record_losses({"id": ce, "tri": within, "tri_across": across, "rehearsal_kd": kd})
         return (ce + hp["dkppp_across_triplet_weight"] * across + hp["dkppp_within_triplet_weight"] * within
                 + hp["dkppp_distill_weight"] * kd)
 

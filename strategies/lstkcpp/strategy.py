@@ -17,6 +17,9 @@ from .plugins.long_short_kd import LongShortKDPlugin
 class LSTKCPlusPlus(ReIDStrategy):
     """The base losses with the long short-term distillation and consolidation plugins."""
 
+    # the teachers exist before the distillation reads them; consolidation updates them last
+    plugin_order = (LongShortMemory, LongShortKDPlugin, LongShortConsolidationPlugin)
+
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = cfg["strategy"]
         memory = LongShortMemory()

@@ -24,6 +24,8 @@ FIRST_CLASSIFIER_INITS = ("kaiming", "normal")
 class PAEMA(ReIDStrategy):
     """The base losses on the ViT's pre-BN CLS token; SGD for the network, Adam for the prompt."""
 
+    plugin_order = (OldModelPlugin, PromptAlphaFusionPlugin)  # the old model exists before fusion reads it
+
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         old = OldModelPlugin()
         self.fusion = PromptAlphaFusionPlugin(old=old)

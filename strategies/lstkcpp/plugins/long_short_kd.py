@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import torch
-from avalanche.core import SupervisedPlugin
+
+from pad_bench.training.plugins.loss import LossPlugin, LossTerms
 
 from ..distill import long_short_kd_loss
 
 
-class LongShortKDPlugin(SupervisedPlugin):
+class LongShortKDPlugin(LossPlugin):
     """Adds weight·long_short_kd_loss on the batch's test features whenever `memory` holds a
     last-step teacher, i.e. from the second experience on (the long-term one from the third)."""
 
@@ -15,13 +16,12 @@ class LongShortKDPlugin(SupervisedPlugin):
         super().__init__()
         self.memory, self.weight, self.temperature = memory, weight, temperature
 
-    def before_backward(self, strategy, **kwargs):
+    def loss(self, strategy) -> LossTerms | None:
         short, long = self.memory.teachers
         if short is None:
-            return
+            return None
         with torch.no_grad(), strategy.autocast():
             f_short = short(strategy.mb_x)["embedding"]
             f_long = long(strategy.mb_x)["embedding"] if long is not None else None
         kd = long_short_kd_loss(strategy.mb_output["embedding"], f_short, f_long, strategy.mb_y, self.temperature)
-        strategy.loss = strategy.loss + self.weight * kd
-        strategy.loss_terms["lskd"] = float(kd.detach())
+        return self.weight * kd, {"lskd": kd}
