@@ -17,9 +17,8 @@ from typing import Any, Callable, Sequence
 from ..errors import UserError
 from ..io import atomic_write_text
 from .plots import plot_comparison
+from .published import render_published_csv, render_published_markdown
 from .runs import Run, RunGroup, check_unique_seeds, group_runs, load_run, setting_differences, union_in_order
-
-log = logging.getLogger("pad_bench")
 
 SEEN_AVG, UNSEEN_AVG, FORGETTING = "Seen-Avg", "Unseen-Avg", "Forgetting"
 MIXED_MARKER = "!"
@@ -42,8 +41,10 @@ class Column:
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
-                 skip_unfinished: bool = False) -> dict[str, Path]:
+                 published: bool = False, skip_unfinished: bool = False) -> dict[str, Path]:
     """Write table.md, table.csv, table.tex and the comparison plots into out_dir; return {file name: path}.
+    With `published`, table.md also lists the published results (not re-run, flagged where their
+    protocol or order differs) and published.csv holds them.
 
     Raises UserError when a run directory is incomplete, when a run did not reach its last step
     (with skip_unfinished it is left out and listed under the table instead), when one seed of a
@@ -86,6 +87,10 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
         "table.csv": render_csv(seen_cols + unseen_cols, groups),
         "table.tex": render_latex(title, sections, groups, notes),
     }
+    if published:
+        configs = [r.config for r in runs]
+        tables["table.md"] += "\n" + render_published_markdown(configs)
+        tables["published.csv"] = render_published_csv(configs)
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     for name, text in tables.items():
