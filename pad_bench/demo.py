@@ -16,7 +16,7 @@ def demo_strategies() -> list[str]:
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None) -> list[Path]:
     from .data.synth_cache import ensure_synthetic
     from .results.compare import compare_runs
-    from .training.runner import execute, run_name
+    from .run.runner import execute, run_name
 
     t0 = time.perf_counter()
     ensure_synthetic(data_root)
