@@ -130,12 +130,12 @@ def cmd_run(args) -> int:
     name = check_run_name(args.name) if args.name is not None else None
     cfg = resolve_run_config(args)
     if args.dry_run:
-        from .training.runner import plan
+        from .run.runner import plan
 
         rows = plan(cfg)
         print(json.dumps(rows, indent=2) if args.json else format_plan(rows))
         return 0
-    from .training.runner import execute, run_name
+    from .run.runner import execute, run_name
 
     overrides = dict(parse_set(args.set), **({"profile": args.profile} if args.profile else {}))
     path = execute(cfg, Path(args.out) / (name or run_name(cfg, overrides)), resume=args.resume,
@@ -200,7 +200,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .training.export import export_run
+    from .run.export import export_run
 
     path, size, step, total = export_run(args.run)
     unfinished = f" (the run is unfinished: step {step} of {total})" if step < total else ""

@@ -11,7 +11,7 @@ import torch
 from pad_bench.cli import main
 from pad_bench.config import resolve_config
 from pad_bench.results.store import RunStore
-from pad_bench.training import runner
+from pad_bench.run import runner
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.checkpoint import list_checkpoints
 

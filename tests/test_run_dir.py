@@ -11,7 +11,7 @@ from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.results.compare import compare_runs
 from pad_bench.results.store import RunStore
-from pad_bench.training import runner
+from pad_bench.run import runner
 
 from conftest import tiny_sets
 

@@ -6,7 +6,7 @@ import pytest
 from pad_bench.cli import main
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
-from pad_bench.training import runner
+from pad_bench.run import runner
 
 from conftest import tiny_sets
 

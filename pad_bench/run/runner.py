@@ -15,22 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import per_domain, resolve_dataset_tables, validate
+from ..config import per_domain, validate
 from ..data.loading import loader_workers
 from ..data.protocol import fingerprint_changes
 from ..data.sampler import check_pk_settings
 from ..data.stream import ReIDBenchmark, build_benchmark
-from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
-from ..models.weights import resolve_weights
-from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
-from .checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint, rng_state,
-                         save_checkpoint, set_rng_state)
-from .loss_log import LossLog
-from .progress import ProgressPlugin
+from ..training.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint,
+                                   rng_state, save_checkpoint, set_rng_state)
+from ..training.loss_log import LossLog
+from ..training.progress import ProgressPlugin
+from .build import build_strategy, finalize
 
 log = logging.getLogger("pad_bench")
 
@@ -62,25 +60,12 @@ def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
     ranges, the data, and the sampler settings against the data."""
     strategy_cls = finalize(cfg)  # config.yaml holds resolved values
     validate(cfg)
-    _device(cfg["device"])
     seed_everything(cfg["seed"])
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
     for k, exp in enumerate(bench.train_stream):
         check_pk_settings(bench.train_names[k], [int(y) for y in exp.dataset.targets],
                           int(per_domain(cfg["train"]["batch_p"], k)), int(cfg["train"]["batch_k"]))
     return strategy_cls, bench
-
-
-def finalize(cfg: dict):
-    """Resolve the strategy's switches, every per-dataset table and the weights file in place; returns
-    the strategy class."""
-    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    strategy_cls.finalize_config(cfg)
-    resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
-    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
-    # a missing pretrained file fails here, before any data is read or a run directory exists
-    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
-    return strategy_cls
 
 
 def plan(cfg: dict) -> list[dict]:
@@ -91,13 +76,10 @@ def plan(cfg: dict) -> list[dict]:
     strategy_cls = finalize(cfg)
     seed_everything(cfg["seed"])
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
-    model = strategy_cls.build_model(cfg, bench)
     with warnings.catch_warnings():  # "no loggers": nothing is evaluated
         warnings.simplefilter("ignore", UserWarning)
         evaluator = EvaluationPlugin(loggers=[])
-    strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                            device="cpu", evaluator=evaluator)
-    return strategy.plan()
+    return build_strategy(cfg, bench, evaluator=evaluator).plan()
 
 
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
@@ -105,7 +87,7 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
 
     With resume, continue from the newest checkpoint (inside an experience if there is one there);
     the results files are always rebuilt from the rows stored in the checkpoint."""
-    strategy_cls, bench = prepare(cfg)
+    _, bench = prepare(cfg)
     store = RunStore.open(run_dir, resume)
     try:
         cfg = _start(store, cfg, bench)
@@ -115,9 +97,12 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
         else:
             store.abandon()
         raise
+    handler = _attach_log_file(store.path / "run.log")
     try:
-        _train(store, cfg, bench, strategy_cls, progress)
-    finally:
+        _train(store, cfg, bench, progress)
+    finally:  # later runs in this process must not write into this run's log
+        log.removeHandler(handler)
+        handler.close()
         store.close()
     return store.path
 
@@ -147,8 +132,7 @@ def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
     return cfg
 
 
-def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, strategy_cls, progress: bool) -> None:
-    _attach_log_file(store.path / "run.log")
+def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> None:
     from avalanche.logging import TensorboardLogger
     from avalanche.training.plugins import EvaluationPlugin
 
@@ -157,10 +141,8 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, strategy_cls, progr
     metric = RetrievalMetric()
     tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
     evaluator = EvaluationPlugin(metric, loggers=[tb])
-    model = strategy_cls.build_model(cfg, bench)
-    strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                            device=cfg["device"], evaluator=evaluator,
-                            plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
+    strategy = build_strategy(cfg, bench, device=cfg["device"], evaluator=evaluator,
+                              plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
     strategy.device_input = bench.device_input
 
     latest = latest_checkpoint(store.checkpoints) if store.resuming else None
@@ -278,18 +260,9 @@ def _last(values: list) -> float:
     return values[-1] if values and values[-1] is not None else float("nan")
 
 
-def _device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
-
-
-def _attach_log_file(path: Path) -> None:
-    for h in log.handlers:
-        if isinstance(h, logging.FileHandler):
-            log.removeHandler(h)
-            h.close()
+def _attach_log_file(path: Path) -> logging.FileHandler:
     handler = logging.FileHandler(path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    return handler

@@ -7,7 +7,7 @@ from ..errors import UserError
 from ..models import model_family
 from ..registry import load_strategy_class
 from ..results.store import RunStore
-from .checkpoint import is_mid_experience, list_checkpoints, load_checkpoint, load_model_state, save_torch
+from ..training.checkpoint import is_mid_experience, list_checkpoints, load_checkpoint, load_model_state, save_torch
 
 
 def export_run(run_dir: Path) -> tuple[Path, int, int, int]:
