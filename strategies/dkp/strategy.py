@@ -20,6 +20,9 @@ from .uncertainty import dkp_model
 class DKP(ReIDStrategy):
     """CE averaged over μ and its samples + set triplet; DKT, fusion and prototypes are plugins."""
 
+    # the old model exists before fusion reads it; the prototypes describe the fused model
+    plugin_order = (OldModelPlugin, DKTPlugin, FusionPlugin, PrototypePlugin)
+
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = cfg["strategy"]
         old = OldModelPlugin()
@@ -27,7 +30,7 @@ class DKP(ReIDStrategy):
         own = [old,
                DKTPlugin(protos=protos, weight=hp["dkt_weight"], lambda1=hp["dkt_lambda1"], lambda2=hp["dkt_lambda2"]),
                FusionPlugin(old=old, alpha=hp["fusion_alpha"]),
-               protos]  # after fusion: the prototypes describe the fused model
+               protos]
         super().__init__(cfg=cfg, plugins=own + list(plugins or []), **kwargs)
 
     @classmethod
@@ -52,5 +55,5 @@ class DKP(ReIDStrategy):
         logits = [out["logits"]["mu"], *out["sample_logits"]]
         ce = torch.stack([id_loss(z, labels, hp["label_smoothing"]) for z in logits]).mean()
         tri = set_triplet(out["samples"], out["mu"], labels)
-        self.loss_terms.update(id=float(ce.detach()), tri=float(tri.detach()))
+        self.record_losses({"id": ce, "tri": tri})
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
