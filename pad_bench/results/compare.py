@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from ..errors import UserError
 from ..io import atomic_write_text
 from .plots import plot_comparison
+from .published import render_published_csv, render_published_markdown
 from .runs import Run, RunGroup, group_runs, load_run, setting_differences, union_in_order
 
 SEEN_AVG, UNSEEN_AVG, FORGETTING = "Seen-Avg", "Unseen-Avg", "Forgetting"
@@ -39,8 +40,11 @@ class Column:
         return f"{self.group.lower().replace('-', '_')}_{self.metric}"
 
 
-def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False) -> dict[str, Path]:
+def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
+                 published: bool = False) -> dict[str, Path]:
     """Write table.md, table.csv, table.tex and the comparison plots into out_dir; return {file name: path}.
+    With `published`, table.md also lists the published results (not re-run, flagged where their
+    protocol or order differs) and published.csv holds them.
 
     Raises UserError when a run directory is incomplete, or (unless force) when runs differ in
     benchmark, domain order, unseen list or a protocol setting.
@@ -68,6 +72,10 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False) -
         "table.csv": render_csv(seen_cols + unseen_cols, groups),
         "table.tex": render_latex(title, sections, groups, notes),
     }
+    if published:
+        configs = [r.config for r in runs]
+        tables["table.md"] += "\n" + render_published_markdown(configs)
+        tables["published.csv"] = render_published_csv(configs)
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     for name, text in tables.items():

@@ -8,7 +8,8 @@ A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a
   export_state(model)          -> the inference weights `pad-bench export` writes (classmethod)
   adapt_model()                -> grow/reset heads at the start of an experience (before the optimizer)
   configure_trainable()        -> set requires_grad for this experience
-  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]
+  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]; a group
+                                  may name its own "optimizer" (adam | sgd), else strategy.optimizer
   compute_loss(out, labels)    -> the per-iteration loss; record its terms with record_losses()
   lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
   start_experience(index)      -> set the experience's index and budget (call super), before any
@@ -46,8 +47,9 @@ from .carried import carried_bytes, carried_owners, carried_values, pack_carried
 from .checkpoint import load_model_state, model_state
 from .features import extract_features, normalized_class_means
 from .losses import reid_losses
+from .optim import build_optimizer
 from .plugins.old_model import OldModelPlugin
-from .schedules import warmup_multistep
+from .schedules import per_domain_list, warmup_multistep
 
 
 class ReIDStrategy(SupervisedTemplate):
@@ -111,7 +113,8 @@ class ReIDStrategy(SupervisedTemplate):
         m = cfg["model"]
         return create_model(m["name"], num_classes=0, weights=m.get("weights"),
                             image_size=tuple(cfg["protocol"]["image_size"]),
-                            text_tower=bool(m.get("text_tower", False)), **model_options(m))
+                            text_tower=bool(m.get("text_tower", False)), **model_options(m),
+                            test_feature=m.get("test_feature", "pre_bn"), test_normalize=m.get("test_normalize", True))
 
     # ---- hooks for methods --------------------------------------------------------------
     def adapt_model(self) -> None:
@@ -119,7 +122,7 @@ class ReIDStrategy(SupervisedTemplate):
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
         if (self.model.num_classes > 0 and not self.planning
-                and self.hp.get("classifier_init", "class_means") == "class_means"):
+                and self.hp.get("classifier_init", "class_means") in ("class_means", "test_feature_means")):
             init = self.class_mean_rows()
         self.model.grow_classifier(n_new, init)
 
@@ -232,20 +235,26 @@ class ReIDStrategy(SupervisedTemplate):
         return contextlib.nullcontext()
 
     def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
-        """Eval-mode features of a dataset (eval transforms) plus labels: {key: (N, d), "labels": (N,)}."""
+        """Eval-mode features of a dataset (eval transforms) plus labels and camera ids:
+        {key: (N, d), "labels": (N,), "camids": (N,)}."""
         prepare = self.device_input.eval_batch if self.device_input is not None else None
         return extract_features(model or self.model, dataset, keys=keys, batch_size=self.eval_mb_size,
                                 num_workers=loader_workers(self.train_cfg), device=self.device,
                                 autocast=self.autocast, prepare=prepare)
 
     def class_mean_rows(self) -> dict[str, Tensor]:
-        """L2-normalised class means of this experience's (pre-BN) head-tap features, one row per
-        new class, from the current model in eval mode (as the LSTKC/DKP code does)."""
+        """L2-normalised class means of this experience's head-tap features, one row per new class,
+        from the current model in eval mode. classifier_init 'class_means': means of the L2-normalised
+        pre-BN features (the LSTKC/DKP code); 'test_feature_means': means of the un-normalised features
+        the test feature is made of, pre- or post-BN as model.test_feature says (PAEMA's and LSTKC++'s
+        code, which average what their models return in eval mode)."""
         taps = tuple(self.model.classifiers.keys())
-        feats = self.extract(self.experience.dataset, keys=taps)
+        raw = self.hp.get("classifier_init") == "test_feature_means"
+        keys = tuple(f"bn.{t}" if raw and self.model.test_feature == "post_bn" else t for t in taps)
+        feats = self.extract(self.experience.dataset, keys=keys)
         labels = feats["labels"] - self.class_offsets[self.exp_index]
         n = self.num_classes_per_exp[self.exp_index]
-        return {t: normalized_class_means(feats[t], labels, n) for t in taps}
+        return {t: normalized_class_means(feats[key], labels, n, normalize=not raw) for t, key in zip(taps, keys)}
 
     def record_losses(self, terms: Mapping[str, Tensor | float]) -> None:
         """Record unweighted loss terms of the current step by name (progress bar, TensorBoard, losses.csv)."""
@@ -294,13 +303,7 @@ class ReIDStrategy(SupervisedTemplate):
         if not groups:
             raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
         self.base_lrs = [g["lr"] for g in groups]
-        opt = self.hp.get("optimizer", "adam")
-        if opt == "adam":
-            self.optimizer = torch.optim.Adam(groups)
-        elif opt == "sgd":
-            self.optimizer = torch.optim.SGD(groups, momentum=self.hp.get("momentum", 0.9))
-        else:
-            raise UserError(f"strategy.optimizer must be adam or sgd, got {opt!r}")
+        self.optimizer = build_optimizer(groups, self.hp.get("optimizer", "adam"), self.hp.get("momentum", 0.9))
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):
@@ -389,10 +392,3 @@ def check_plugin_order(owner: str, plugins: list, order: tuple[type, ...]) -> No
     if present != sorted(present, key=order.index):
         raise ValueError(f"{owner}: plugins {', '.join(c.__name__ for c in present)} are out of order; "
                          f"{owner}.plugin_order requires {', '.join(c.__name__ for c in order)}")
-
-
-def per_domain_list(value: list, index: int) -> list:
-    """Milestones: one list for all domains, or a list of lists (one per domain)."""
-    if value and isinstance(value[0], list):
-        return value[min(index, len(value) - 1)]
-    return value
