@@ -41,7 +41,8 @@ class SweepState:
                      "seed": run.seed, "grid": run.grid, "config_sha256": run.config_sha256,
                      "status": PENDING, "attempts": 0, "node": None, "resumed": False}
             prev = old.get(run.name)
-            if prev and prev.get("config_sha256") != run.config_sha256 and (Path(directory) / run.name).exists():
+            started = (Path(directory) / run.name / "config.yaml").is_file()
+            if prev and prev.get("config_sha256") != run.config_sha256 and started:
                 raise UserError(f"{directory} holds run {run.name} made with another config (the spec changed "
                                 f"since it ran); delete {Path(directory) / run.name} or sweep into another --out")
             if prev and prev.get("config_sha256") == run.config_sha256:
@@ -105,11 +106,11 @@ def is_sweep_dir(path: str | Path) -> bool:
     return (Path(path) / STATE_FILE).is_file()
 
 
-def record_attempt(directory: str | Path, name: str, node: str, resumed: bool) -> None:
+def record_attempt(directory: str | Path, name: str, node: str, resumed: bool, threads: int) -> None:
     """Called by the worker when a run starts: the driver learns where it runs and how often it started."""
     stamp = time.time_ns()
     atomic_write_json(Path(directory) / ATTEMPTS_DIR / name / f"{stamp}-{os.getpid()}.json",
-                      {"node": node, "resumed": resumed, "started": stamp / 1e9})
+                      {"node": node, "resumed": resumed, "threads": threads, "started": stamp / 1e9})
 
 
 def read_attempts(directory: str | Path, name: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ def run_one(cfg: dict, run_dir: str, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
     path = Path(run_dir)
     resumed = (path / "config.yaml").is_file()
-    record_attempt(path.parent, path.name, _node_name(), resumed)
+    record_attempt(path.parent, path.name, _node_name(), resumed, torch.get_num_threads())
     t0 = time.perf_counter()
     try:
         from ..training.runner import execute
