@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .paths import PROJECT_ROOT
 
-DEFAULT_SYNTH_ROOT = PROJECT_ROOT / ".cache" / "synth"
+DEFAULT_SYNTH_ROOT = Path(".cache") / "synth"  # where benchmarks/synth.yaml looks, from the working directory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,17 +173,16 @@ def cmd_export(args) -> int:
 
 # ---- listing ------------------------------------------------------------------------------
 def cmd_list(args) -> int:
-    from .config import list_benchmarks, list_strategies, load_yaml, strategy_description
+    from .config import benchmark_layer, list_benchmarks, list_strategies, strategy_description
     from .models import list_models
-    from .paths import BENCHMARKS_DIR
 
     print("strategies:")
     for name in list_strategies():
         print(f"  {name:<14} {strategy_description(name)}")
     print("benchmarks:")
     for name in list_benchmarks():
-        b = load_yaml(BENCHMARKS_DIR / f"{name}.yaml").get("benchmark", {})
-        print(f"  {name:<14} {' -> '.join(b.get('domains', []))}")
+        domains = benchmark_layer(name).values.get("benchmark.domains", [])
+        print(f"  {name:<14} {' -> '.join(domains)}")
     print("models:")
     for name in list_models():
         print(f"  {name}")

@@ -1,6 +1,6 @@
 """Run configuration: layered YAML, dotted `--set` overrides, validation with one-line errors.
 
-Layers, later wins: pad_bench/defaults.yaml < benchmark YAML < strategy YAML < the strategy's
+Layers, later wins: pad_bench/configs/defaults.yaml < benchmark YAML < strategy YAML < the strategy's
 profile (named by --profile, else the benchmark's `default_profile`) < --set key=value.
 A key that no layer defines is an error (with the closest valid key), and so is a value whose
 type differs from the default's.
@@ -10,16 +10,15 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
 from .errors import UserError
-from .paths import BENCHMARKS_DIR, strategy_dirs
-from .registry import unknown_name_error
-
-DEFAULTS_FILE = Path(__file__).resolve().parent / "defaults.yaml"
+from .paths import DEFAULTS_FILE
+from .registry import BENCHMARKS, RECIPES, STRATEGY_FILES
 # Sections whose contents are free-form per method/dataset: new keys may be introduced there
 # by a benchmark or strategy file (not by --set, which must name an existing key).
 OPEN_SECTIONS = ("strategy", "protocol.dataset_options", "model")
@@ -146,46 +145,77 @@ def _number_or_str(value: Any) -> Any:
     return value
 
 
-def find_benchmark_file(name: str) -> Path:
-    path = BENCHMARKS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise unknown_name_error("benchmark", name, list_benchmarks())
-    return path
+# Keys a file may hold besides config values: they describe the file, they are not merged.
+META_KEYS = ("description", "base", "default_profile", "profiles")
+
+
+@dataclass
+class Layer:
+    """One config file, read by `load_layer`: flat dotted values (its recipes merged in first),
+    its meta keys, and its profiles (each flat, recipes merged in)."""
+
+    source: str
+    values: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_layer(path: Path, *, source: str | None = None, _seen: tuple[str, ...] = ()) -> Layer:
+    """The one loader of every config file: defaults, benchmarks, strategy YAMLs, recipes.
+
+    A file (or one of its profiles) may name shared recipe layers as `use: [name, ...]`
+    (pad_bench/configs/recipes/<name>.yaml); they are merged first, in order, then the file's own
+    values. Nested mappings and dotted keys mean the same."""
+    data = load_yaml(path)
+    source = source or str(path)
+    meta = {k: data.pop(k) for k in META_KEYS if k in data}
+    profiles = {name: _with_recipes(values or {}, f"{source} profile '{name}'", _seen)
+                for name, values in (meta.pop("profiles", None) or {}).items()}
+    return Layer(source, _with_recipes(data, source, _seen), meta, profiles)
+
+
+def _with_recipes(data: dict, source: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    data = dict(data)
+    uses = data.pop("use", []) or []
+    if not isinstance(uses, list):
+        raise UserError(f"{source}: 'use' must be a list of recipe names, got {uses!r}")
+    values: dict[str, Any] = {}
+    for name in uses:
+        if name in seen:
+            raise UserError(f"{source}: recipe '{name}' uses itself via {' -> '.join(seen + (name,))}")
+        values.update(load_layer(RECIPES.path(name), source=f"recipe {name}", _seen=seen + (name,)).values)
+    values.update(flatten(data))
+    return values
 
 
 def list_benchmarks() -> list[str]:
-    return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.yaml"))
+    return BENCHMARKS.names()
 
 
-def find_strategy_file(name: str) -> Path:
-    for d in strategy_dirs():
-        path = d / f"{name}.yaml"
-        if path.is_file():
-            return path
-    raise unknown_name_error("strategy", name, list_strategies())
+def benchmark_layer(name: str) -> Layer:
+    return load_layer(BENCHMARKS.path(name), source=f"benchmarks/{name}.yaml")
 
 
 def list_strategies() -> list[str]:
-    return sorted({p.stem for d in strategy_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    return STRATEGY_FILES.names()
 
 
-def strategy_layers(name: str, _seen: tuple = ()) -> list[tuple[str, dict]]:
+def strategy_layers(name: str, _seen: tuple = ()) -> list[Layer]:
     """A strategy YAML and the chain of YAMLs it names as `base:`, base first.
 
-    A YAML without `strategy.method` uses its file name (or its base's method)."""
+    A YAML without `strategy.method` runs the method of its own folder (`<folder>/strategy.py`)."""
     if name in _seen:
         raise UserError(f"strategy YAML '{name}' inherits from itself via base: {' -> '.join(_seen)}")
-    layer = load_yaml(find_strategy_file(name))
-    base = layer.pop("base", None)
-    layer.pop("description", None)
+    path = STRATEGY_FILES.path(name)
+    layer = load_layer(path, source=f"strategies/{path.parent.name}/{path.name}")
+    base = layer.meta.get("base")
     layers = strategy_layers(base, _seen + (name,)) if base else []
-    if not base:
-        layer.setdefault("strategy", {}).setdefault("method", name)
-    return layers + [(name, layer)]
+    layer.values.setdefault("strategy.method", path.parent.name)
+    return layers + [layer]
 
 
 def strategy_description(name: str) -> str:
-    return str(load_yaml(find_strategy_file(name)).get("description", ""))
+    return str(load_layer(STRATEGY_FILES.path(name)).meta.get("description", ""))
 
 
 def resolve_config(
@@ -196,36 +226,42 @@ def resolve_config(
     profile: str | None = None,
 ) -> dict:
     """The fully merged config for one run (not yet annotated with versions/git)."""
-    cfg = load_yaml(DEFAULTS_FILE)
-    bench_file = find_benchmark_file(benchmark)
-    bench = load_yaml(bench_file)
-    default_profile = bench.pop("default_profile", None)
-    merge_layer(cfg, bench, str(bench_file), allow_new=True)
+    cfg = nested(load_layer(DEFAULTS_FILE).values)
+    bench = benchmark_layer(benchmark)
+    merge_layer(cfg, bench.values, bench.source, allow_new=True)
     cfg["benchmark"]["name"] = benchmark
 
-    strat_file = find_strategy_file(strategy)
+    layers = strategy_layers(strategy)
     profiles: dict = {}
-    for name, layer in strategy_layers(strategy):
-        for pname, pvalues in (layer.pop("profiles", {}) or {}).items():
-            profiles[pname] = {**profiles.get(pname, {}), **flatten(pvalues)}
-        merge_layer(cfg, layer, f"strategies/{name}.yaml", allow_new=True)
+    for layer in layers:
+        for pname, pvalues in layer.profiles.items():
+            profiles[pname] = {**profiles.get(pname, {}), **pvalues}
+        merge_layer(cfg, layer.values, layer.source, allow_new=True)
     cfg["strategy"]["name"] = strategy
 
-    chosen = profile if profile is not None else default_profile
+    chosen = profile if profile is not None else bench.meta.get("default_profile")
     for name in (chosen or "").split(","):
         if not name:
             continue
         if name not in profiles:
             raise UserError(
                 f"strategy '{strategy}' has no profile '{name}' "
-                f"(profiles in {strat_file.name}: {', '.join(sorted(profiles)) or 'none'})"
+                f"(profiles in {layers[-1].source}: {', '.join(sorted(profiles)) or 'none'})"
             )
-        merge_layer(cfg, profiles[name], f"{strat_file.name} profile '{name}'", allow_new=True)
+        merge_layer(cfg, profiles[name], f"{layers[-1].source} profile '{name}'", allow_new=True)
     cfg["profile"] = chosen or ""
     if sets:
         merge_layer(cfg, sets, "--set", allow_new=False)
     validate(cfg)
     return cfg
+
+
+def nested(flat: dict[str, Any]) -> dict:
+    """{'a.b': 1} -> {'a': {'b': 1}}."""
+    out: dict = {}
+    for key, value in flat.items():
+        set_dotted(out, key, copy.deepcopy(value))
+    return out
 
 
 def validate(cfg: dict) -> None:

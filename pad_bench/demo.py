@@ -5,12 +5,12 @@ import time
 from pathlib import Path
 
 from .config import list_strategies, resolve_config
-from .paths import strategy_dirs
+from .registry import METHODS
 
 
 def demo_strategies() -> list[str]:
-    """Every method: a strategy YAML with a module of the same name (presets/variants excluded)."""
-    return [n for n in list_strategies() if any((d / f"{n}.py").is_file() for d in strategy_dirs())]
+    """Every method: the YAML named like its method folder (presets/variants excluded)."""
+    return [n for n in list_strategies() if n in METHODS]
 
 
 def ensure_synthetic(data_root: Path) -> None:

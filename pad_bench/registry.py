@@ -1,9 +1,16 @@
-"""Explicit name registries (datasets, strategies, models) with helpful unknown-name errors."""
+"""Name registries with helpful unknown-name errors.
+
+Two kinds, each name set once: `Registry` for classes that register themselves with a decorator
+(datasets, strategy classes) and `FileTable` for data found by file name (benchmarks, strategy
+YAMLs, method folders, model configs, recipe layers). A name defined twice is an error.
+"""
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Callable, Generic, Iterable, TypeVar
 
+from . import paths
 from .errors import UserError
 
 T = TypeVar("T")
@@ -49,30 +56,61 @@ STRATEGIES: Registry = Registry("strategy")
 register_strategy = STRATEGIES.register
 
 
-def load_strategy_class(method: str):
-    """The strategy class registered as `method`, importing `strategies/<method>.py` on first use.
+class FileTable:
+    """Names of data files matching `pattern` in some folders: the file stem, or with
+    `by_folder` the name of the folder holding the file. Folders are read on every call, so that
+    files a user adds (and PAD_BENCH_STRATEGY_PATH) count at once."""
 
-    The module is looked up by file name in the strategy folders (the built-in `strategies/`
-    and any folder in PAD_BENCH_STRATEGY_PATH); its `@register_strategy(method)` runs on import.
+    def __init__(self, kind: str, folders: Callable[[], list[Path]], pattern: str, *, by_folder: bool = False):
+        self.kind, self.folders, self.pattern, self.by_folder = kind, folders, pattern, by_folder
+
+    def files(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for folder in self.folders():
+            for path in sorted(folder.glob(self.pattern)) if folder.is_dir() else ():
+                name = path.parent.name if self.by_folder else path.stem
+                if name in found:
+                    raise UserError(f"{self.kind} '{name}' is defined twice: {found[name]} and {path}; rename one")
+                found[name] = path
+        return found
+
+    def path(self, name: str) -> Path:
+        files = self.files()
+        if name not in files:
+            raise unknown_name_error(self.kind, name, files)
+        return files[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.files())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.files()
+
+
+BENCHMARKS = FileTable("benchmark", lambda: [paths.BENCHMARKS_DIR], "*.yaml")
+STRATEGY_FILES = FileTable("strategy", paths.strategy_dirs, "*/*.yaml")
+METHODS = FileTable("strategy method", paths.strategy_dirs, "*/strategy.py", by_folder=True)
+MODELS = FileTable("model", lambda: [paths.MODEL_CONFIGS_DIR], "*.yaml")
+RECIPES = FileTable("recipe", lambda: [paths.RECIPES_DIR], "*.yaml")
+
+
+def load_strategy_class(method: str):
+    """The strategy class registered as `method`, importing `<method folder>/strategy.py` on first use.
+
+    Every method folder is imported as `pad_bench.strategies.<method>`: the package's search path is
+    the strategy folders (PAD_BENCH_STRATEGY_PATH first, then the built-in one), so a folder's
+    modules import each other relatively and a copied folder runs its own copies. The module's
+    `@register_strategy(method)` runs on import.
     """
     import importlib
-    import importlib.util
 
-    from .paths import STRATEGIES_DIR, strategy_dirs
+    from . import strategies
 
     if method not in STRATEGIES:
-        for d in strategy_dirs():
-            path = d / f"{method}.py"
-            if not path.is_file():
-                continue
-            if d.resolve() == STRATEGIES_DIR.resolve():
-                importlib.import_module(f"strategies.{method}")
-            else:
-                spec = importlib.util.spec_from_file_location(f"pad_bench_user_strategies.{method}", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-            break
-    if method not in STRATEGIES:
-        found = {p.stem for d in strategy_dirs() if d.is_dir() for p in d.glob("*.py") if p.stem != "__init__"}
-        raise unknown_name_error("strategy method", method, found)
+        METHODS.path(method)  # an unknown method lists the valid ones
+        strategies.__path__[:] = [str(d) for d in paths.strategy_dirs()]
+        importlib.import_module(f"{strategies.__name__}.{method}.strategy")
+        if method not in STRATEGIES:
+            raise UserError(f"{METHODS.path(method)} does not register a strategy named '{method}' "
+                            f"(decorate its class with @register_strategy('{method}'))")
     return STRATEGIES.get(method)

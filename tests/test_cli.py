@@ -36,15 +36,42 @@ def test_list_and_check_do_not_import_torch(tmp_path):
     assert all(entry == {"found": False} for entry in report.values())
 
 
-def test_registry_discovers_a_strategy_file_the_user_writes(tmp_path, monkeypatch):
-    (tmp_path / "mystrat.py").write_text(
+def test_registry_discovers_a_method_folder_the_user_writes(tmp_path, monkeypatch):
+    folder = tmp_path / "mystrat"
+    folder.mkdir()
+    (folder / "strategy.py").write_text(
         "from pad_bench.registry import register_strategy\n"
         "from pad_bench.training.base import ReIDStrategy\n\n\n"
         "@register_strategy('mystrat')\nclass MyStrat(ReIDStrategy):\n    carried = ()\n")
-    (tmp_path / "mystrat.yaml").write_text("description: mine\nbase: finetune\nstrategy:\n  method: mystrat\n")
+    (folder / "mystrat.yaml").write_text("description: mine\nbase: finetune\n")
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
     assert "mystrat" in list_strategies()
     cfg = resolve_config(benchmark="synth", strategy="mystrat")
     assert cfg["strategy"]["method"] == "mystrat" and cfg["strategy"]["lr"] == 3e-3  # tiny profile inherited
     cls = load_strategy_class("mystrat")
     assert cls.__name__ == "MyStrat"
+
+
+def _aka_tree(root):
+    """Every dataset of aka-order1 in its tiny test layout."""
+    import trees_seen as s
+    import trees_unseen as u
+
+    for make in (s.make_market1501, s.make_dukemtmc, s.make_msmt17, s.make_cuhk_sysu,
+                 u.make_viper, u.make_prid, u.make_grid, u.make_ilids, u.make_cuhk01, u.make_cuhk02, u.make_sensereid):
+        make(root)
+    s.make_cuhk03_np(root, "labeled")
+    return root
+
+
+@pytest.mark.parametrize("strategy", ["lstkc", "dkp"])
+def test_lstkc_family_run_without_resnet_weights_is_one_line_exit_2(strategy, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PAD_BENCH_RESNET50_WEIGHTS", raising=False)
+    root = _aka_tree(tmp_path / "data")
+    out = tmp_path / "results"
+    code = main(["run", "--strategy", strategy, "--benchmark", "aka-order1", "--data-root", str(root),
+                 "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "model.weights" in err and "resnet50-0676ba61.pth" in err and "PAD_BENCH_RESNET50_WEIGHTS" in err
+    assert not out.exists()  # no run directory is left behind

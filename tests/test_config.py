@@ -68,6 +68,67 @@ def test_base_schedule_is_pads_warmup_multistep():
     hp = {"milestones": [18, 26], "warmup_epochs": 10, "warmup_factor": 0.1, "gamma": 0.1}
     fake = SimpleNamespace(hp=hp, exp_index=0)
     factors = [ReIDStrategy.lr_factor(fake, e) for e in range(30)]  # 0-based epochs
-    assert factors[0] == pytest.approx(0.19)  # PAD.md §4: the first epoch runs at 0.19
+    assert factors[0] == pytest.approx(0.19)  # docs/methods/pad.md#optimisation: the first epoch runs at 0.19
     assert factors[8] == pytest.approx(0.91) and factors[9] == 1.0
     assert factors[17] == pytest.approx(0.1) and factors[25] == pytest.approx(0.01)
+
+
+def test_a_recipe_layer_is_merged_before_the_file_that_uses_it(tmp_path, monkeypatch):
+    folder = tmp_path / "tinyft"
+    folder.mkdir()
+    (folder / "strategy.py").write_text("")
+    (folder / "tinyft.yaml").write_text(
+        "base: finetune\nuse: [cpu-tiny]\ntrain:\n  epochs: 7\nprofiles:\n  big:\n    use: [clip-reid]\n")
+    monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
+    cfg = resolve_config(benchmark="aka-order1", strategy="tinyft")
+    # cpu-tiny's values over finetune's, then the file's own epochs over cpu-tiny's 50
+    assert (cfg["model"]["name"], cfg["strategy"]["lr"], cfg["train"]["epochs"]) == ("clip-tiny", 3e-3, 7)
+    big = resolve_config(benchmark="aka-order1", strategy="tinyft", profile="big")
+    assert big["model"]["name"] == "clip-vit-b16" and big["train"]["epochs"] == [30, 25, 25, 32, 28]
+
+
+def test_names_are_set_once(tmp_path, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "finetune.yaml").write_text("description: a second finetune\n")
+    monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
+    with pytest.raises(UserError, match="strategy 'finetune' is defined twice"):
+        resolve_config(benchmark="synth", strategy="finetune")
+    (folder / "finetune.yaml").write_text("use: [no-such-recipe]\n")
+    (folder / "finetune.yaml").rename(folder / "mine.yaml")
+    with pytest.raises(UserError, match="unknown recipe 'no-such-recipe'"):
+        resolve_config(benchmark="synth", strategy="mine")
+
+
+def test_baselines_step_the_schedule_after_each_epoch_as_the_lstkc_family():
+    from types import SimpleNamespace
+
+    from pad_bench.training.base import ReIDStrategy
+
+    # LSTKC/DKP code: WarmupMultiStepLR([30], warmup_factor 0.01, warmup 10), lr_scheduler.step() after
+    # each epoch, so epoch e (0-based) trains at last_epoch = e: 0.01 * (1 - e/10) + e/10 during warm-up
+    hp = {"milestones": [30], "warmup_epochs": 10, "warmup_factor": 0.01, "gamma": 0.1,
+          "schedule_step": "after_epoch"}
+    after = [ReIDStrategy.lr_factor(SimpleNamespace(hp=hp, exp_index=0), e) for e in range(60)]
+    assert after[0] == pytest.approx(0.01) and after[1] == pytest.approx(0.109)
+    assert after[9] == pytest.approx(0.901) and after[10] == 1.0
+    assert after[29] == 1.0 and after[30] == pytest.approx(0.1)
+    before = [ReIDStrategy.lr_factor(SimpleNamespace(hp={**hp, "schedule_step": "before_epoch"}, exp_index=0), e)
+              for e in range(60)]
+    assert before[0] == pytest.approx(0.109) and before[29] == pytest.approx(0.1)  # one epoch ahead
+    with pytest.raises(UserError, match="schedule_step"):
+        ReIDStrategy.lr_factor(SimpleNamespace(hp={**hp, "schedule_step": "never"}, exp_index=0), 0)
+
+
+@pytest.mark.parametrize("strategy, profile, step, sampler", [
+    ("lstkc", None, "after_epoch", "multi_gallery"),
+    ("dkp", None, "after_epoch", "multi_gallery"),
+    ("finetune", "resnet", "after_epoch", "multi_gallery"),
+    ("joint", "resnet", "after_epoch", "multi_gallery"),
+    ("finetune", None, "before_epoch", "pk"),
+    ("pad", None, "before_epoch", "pk"),
+])
+def test_schedule_step_and_sampler_defaults(strategy, profile, step, sampler):
+    cfg = resolve_config(benchmark="aka-order1", strategy=strategy, profile=profile)
+    assert cfg["strategy"].get("schedule_step", "before_epoch") == step
+    assert cfg["train"]["sampler"] == sampler

@@ -9,7 +9,7 @@ from pad_bench.cli import main
 from pad_bench.data.images import read_image, record_reads
 from pad_bench.errors import DataFormatError
 
-from trees_seen import make_market1501, make_msmt17
+from trees_seen import make_cuhk03_raw, make_market1501, make_msmt17
 from trees_unseen import make_viper
 
 
@@ -32,6 +32,17 @@ def test_check_reports_found_datasets_with_counts(tmp_path, capsys):
     assert main(["datasets", "check", "--root", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert re.search(r"dukemtmc\s+not found", text) and "Market-1501" in text
+
+
+def test_check_says_how_to_build_cuhk03_from_its_raw_release(tmp_path, capsys):
+    make_cuhk03_raw(tmp_path)
+    assert main(["datasets", "check", "--root", str(tmp_path), "--json"]) == 0
+    entry = json.loads(capsys.readouterr().out)["cuhk03"]
+    assert entry["found"] is False and entry["raw"] == str(tmp_path / "cuhk03")
+    assert f"pad-bench datasets prepare cuhk03 --root {tmp_path}" in entry["hint"]
+    assert main(["datasets", "check", "--root", str(tmp_path)]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.strip().startswith("cuhk03"))
+    assert "not found" in line and "pad-bench datasets prepare cuhk03" in line
 
 
 def test_corrupt_image_error_names_the_file(tmp_path):

@@ -9,8 +9,8 @@ import torch
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.models.uncertainty import dkp_model, gaussian_samples
-from pad_bench.training.prototypes import class_prototypes, dkt_loss, sample_prototypes, set_triplet
+from pad_bench.strategies.dkp.prototypes import class_prototypes, dkt_loss, sample_prototypes, set_triplet
+from pad_bench.strategies.dkp.uncertainty import dkp_model, gaussian_samples
 
 from conftest import tiny_sets
 
@@ -114,14 +114,89 @@ def test_dkt_loss_by_hand():
 
 
 def test_dkp_milestones_by_dataset_and_proto_mode_validation():
-    from pad_bench.plugins.prototypes import PrototypePlugin
-    from strategies.dkp import DKP
+    from pad_bench.strategies.dkp.plugins.prototypes import PrototypePlugin
+    from pad_bench.strategies.dkp.strategy import DKP
 
     cfg = resolve_config(benchmark="aka-order1", strategy="dkp")
     DKP.finalize_config(cfg)
     assert cfg["strategy"]["milestones"] == [[30], [30], [30], [20, 30], [30]]  # MSMT17 is 4th in order 1
     with pytest.raises(UserError, match="dkp_proto_bn"):
         PrototypePlugin(bn_mode="training")
+
+
+def _proto_setup():
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    model = dkp_model(create_model("resnet-tiny", weights="random", cut_at="layer3"), dim=8, n_samples=2)
+    model.grow_classifier(3)
+    x, y = torch.rand(6, 3, 64, 32), torch.tensor([0, 0, 1, 1, 2, 2])
+
+    def extract(dataset, m, keys):  # the strategy's contract: switches the model to eval, one pass, no grad
+        m.eval()
+        with torch.no_grad():
+            out = m(x)
+        return {**{k: out[k] for k in keys}, "labels": y}
+
+    strategy = SimpleNamespace(model=model, experience=SimpleNamespace(dataset=None), extract=extract, exp_index=0)
+    return strategy, x, y
+
+
+def _is_bn_buffer(key):
+    return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+
+
+def test_dkp_proto_bn_train_follows_the_reference_timing():
+    import copy
+
+    from pad_bench.strategies.dkp.plugins.prototypes import PrototypePlugin
+    from pad_bench.training.plugins.old_model import OldModelPlugin
+
+    strategy, x, y = _proto_setup()
+    model = strategy.model
+    evaluated = {k: t.clone() for k, t in model.state_dict().items()}
+    old, protos = OldModelPlugin(), PrototypePlugin(bn_mode="train")
+    torch.manual_seed(1)
+    protos.after_training_exp(strategy)  # end of step t (after fusion)
+    # step t is evaluated with its own statistics: the pass must not touch the model
+    assert all(torch.equal(model.state_dict()[k], t) for k, t in evaluated.items())
+    # reference (obtain_old_types at the start of step t+1): model.train(), forward under no_grad
+    reference = copy.deepcopy(model).train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        out = reference(x)
+    for row, c in enumerate([0, 1, 2]):
+        mu, sigma = out["mu"][y == c], out["sigma"][y == c]
+        torch.testing.assert_close(protos.prototypes["mu"][row], mu.mean(0))
+        var = sigma.square().mean(0) + mu.square().mean(0) - mu.mean(0).square()
+        torch.testing.assert_close(protos.prototypes["sigma"][row], var.clamp_min(0).sqrt(), atol=1e-5, rtol=1e-4)
+    # start of step t+1: the old model (fused with later) is copied first, with the evaluated statistics;
+    # the model that trains then carries the statistics the training-mode pass left behind
+    strategy.exp_index = 1
+    old.before_train_dataset_adaptation(strategy)
+    protos.before_train_dataset_adaptation(strategy)
+    moved = reference.state_dict()
+    bn_keys = [k for k in evaluated if _is_bn_buffer(k)]
+    assert bn_keys and any(not torch.equal(evaluated[k], moved[k]) for k in bn_keys)
+    for k, t in model.state_dict().items():
+        assert torch.equal(t, moved[k] if _is_bn_buffer(k) else evaluated[k]), k
+        assert torch.equal(old.model.state_dict()[k], evaluated[k]), k
+    assert protos.pending_bn is None
+
+
+def test_dkp_proto_bn_eval_uses_running_statistics_and_moves_nothing():
+    from pad_bench.strategies.dkp.plugins.prototypes import PrototypePlugin
+
+    strategy, x, y = _proto_setup()
+    evaluated = {k: t.clone() for k, t in strategy.model.state_dict().items()}
+    protos = PrototypePlugin(bn_mode="eval")
+    protos.after_training_exp(strategy)
+    with torch.no_grad():
+        mu = strategy.model.eval()(x)["mu"]
+    torch.testing.assert_close(protos.prototypes["mu"][0], mu[y == 0].mean(0))
+    assert protos.pending_bn is None
+    protos.before_train_dataset_adaptation(strategy)
+    assert all(torch.equal(strategy.model.state_dict()[k], t) for k, t in evaluated.items())
 
 
 @pytest.mark.slow
@@ -141,7 +216,8 @@ def test_dkp_two_domain_run_carries_the_last_prototypes_and_resumes(synth_root, 
     assert protos["labels"].tolist() == list(range(n1, n1 + n2))  # the last domain's identities only
     assert protos["mu"].shape == protos["sigma"].shape == (n2, dim)
     assert carried["PrototypePlugin.prototypes"] == n2 * (2 * dim * 4 + 8)
-    assert set(carried) == {"model", "PrototypePlugin.prototypes"}
+    assert set(carried) == {"model", "PrototypePlugin.prototypes", "PrototypePlugin.pending_bn"}
+    assert carried["PrototypePlugin.pending_bn"] == 0  # dkp_proto_bn: eval moves no BN statistics
     assert "FusionPlugin: fused experience 2 with alpha 0.5000" in (run_dir / "run.log").read_text()
 
     real_save = runner.save_checkpoint

@@ -5,7 +5,6 @@ import pytest
 
 from pad_bench.config import resolve_config
 from pad_bench.data.images import record_reads
-from pad_bench.paths import STRATEGIES_DIR
 
 from conftest import tiny_sets
 
@@ -52,8 +51,6 @@ def _train_paths(bench, root: Path, domain: str) -> set[str]:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_no_training_image_of_domain_1_is_read_after_its_experience(method, synth_root):
-    if not (STRATEGIES_DIR / f"{method}.py").is_file():
-        pytest.skip(f"strategies/{method}.py does not exist yet")
     strategy, bench = _tiny_strategy(method, synth_root)
     train_1, train_2 = _train_paths(bench, synth_root, "synth_d1"), _train_paths(bench, synth_root, "synth_d2")
     before, after = _reads_around_the_boundary(strategy, bench)

@@ -10,8 +10,9 @@ from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
 from pad_bench.training.affinity import cosine_affinity
-from pad_bench.training.fusion import affinity_alpha, fuse_state_dicts
-from pad_bench.training.rstkt import correctness_marks, rectified_target, rstkt_loss
+from pad_bench.strategies.lstkc.eltkc import affinity_alpha
+from pad_bench.strategies.lstkc.rstkt import correctness_marks, rectified_target, rstkt_loss
+from pad_bench.training.fusion import fuse_state_dicts
 
 from conftest import tiny_sets
 

@@ -23,6 +23,7 @@ BIG = ("clip-vit-b16", "resnet50")
 @pytest.fixture(autouse=True)
 def _no_weights_env(monkeypatch):
     monkeypatch.delenv("PAD_BENCH_CLIP_WEIGHTS", raising=False)
+    monkeypatch.delenv("PAD_BENCH_RESNET50_WEIGHTS", raising=False)
     torch.manual_seed(0)
 
 
@@ -70,7 +71,7 @@ def test_every_model_builds(name):
 
 
 def test_vit_b16_parameter_counts():
-    # OPENCLIP_NOTES.md §6: image tower 86.14 M, text tower 63.43 M (ViT-B-16-quickgelu at 256x128).
+    # docs/models.md#sizes: image tower 86.14 M, text tower 63.43 M (ViT-B-16-quickgelu at 256x128).
     clip = create_model("clip-vit-b16", weights="random", text_tower=True).backbone.clip
     image = n_params(p for n, p in clip.named_parameters() if n.startswith("visual."))
     text = n_params(p for n, p in clip.named_parameters() if not n.startswith("visual."))
@@ -81,10 +82,13 @@ def test_vit_b16_parameter_counts():
 
 
 def test_resnet50_is_torchvision_resnet50_without_fc():
-    bb = create_model("resnet50").backbone
+    bb = create_model("resnet50", weights="random").backbone
     reference = torchvision.models.resnet50(weights=None)
-    expected = n_params(reference.parameters()) - n_params(reference.fc.parameters()) + 1  # + GeM p
+    expected = n_params(reference.parameters()) - n_params(reference.fc.parameters())  # GeM p fixed: no parameter
     assert n_params(bb.parameters()) == expected
+    assert bb.pool.p == 3.0
+    learnable = create_model("resnet50", weights="random", gem_learnable=True).backbone
+    assert n_params(learnable.parameters()) == expected + 1 and learnable.pool.p.requires_grad
     assert bb.tap_dims == {"gem": 2048}
     assert bb.body.layer4[0].conv2.stride == (1, 1) and bb.body.layer4[0].downsample[0].stride == (1, 1)
 
@@ -130,7 +134,7 @@ def test_prompter_inserts_and_drops_tokens():
 def test_text_side_matches_encode_text_and_is_frozen():
     bb = create_model("clip-tiny", text_tower=True).backbone
     tokens = bb.tokenize(["A photo of a X X X X person.", "a person in a red coat"])
-    # OPENCLIP_NOTES.md §2: SOT, "a photo of a", 4 x "x", "person", ".", EOT, padding
+    # docs/models.md#tokenizer: SOT, "a photo of a", 4 x "x", "person", ".", EOT, padding
     assert tokens[0, :13].tolist() == [49406, 320, 1125, 539, 320, 343, 343, 343, 343, 2533, 269, 49407, 0]
     assert tokens.shape == (2, 77)
     with torch.no_grad():
@@ -261,6 +265,36 @@ def test_missing_vit_weights_explains_where_to_get_them():
     for needle in ("ViT-B-16.pt", "safetensors", "model.weights=PATH", "PAD_BENCH_CLIP_WEIGHTS", "download"):
         assert needle in msg
     assert "\n" not in msg
+
+
+def test_resnet50_needs_imagenet_weights_unless_random_is_asked_for(tmp_path, monkeypatch):
+    with pytest.raises(UserError) as err:
+        create_model("resnet50")
+    msg = str(err.value)
+    for needle in ("resnet50-0676ba61.pth", "IMAGENET1K_V1", "model.weights=PATH", "PAD_BENCH_RESNET50_WEIGHTS",
+                   "model.weights=random"):
+        assert needle in msg
+    assert "\n" not in msg
+    assert create_model("resnet50", weights="random").spec["weights"] == "random"
+    assert create_model("resnet-tiny").spec["weights"] == "random"  # tiny models need no file
+    # a torchvision-format state dict (the layout of resnet50-0676ba61.pth) loads from the env variable
+    reference = torchvision.models.resnet50(weights=None).state_dict()
+    path = tmp_path / "resnet50-0676ba61.pth"
+    torch.save(reference, path)
+    monkeypatch.setenv("PAD_BENCH_RESNET50_WEIGHTS", str(path))
+    model = create_model("resnet50")
+    assert model.spec["weights"] == str(path.resolve())
+    body = model.backbone.body.state_dict()
+    assert all(torch.equal(body[k], t) for k, t in reference.items() if not k.startswith("fc."))
+
+
+def test_gem_p_is_fixed_at_3_by_default():
+    x = torch.rand(2, 5, 4, 3) + 0.1
+    expected = x.pow(3).mean(dim=(2, 3)).pow(1 / 3)  # the reference: adaptive_avg_pool2d(x^3)^(1/3)
+    for name in ("resnet-tiny", "resnet50"):
+        pool = create_model(name, weights="random").backbone.pool
+        assert pool.p == 3.0 and not list(pool.parameters())
+        torch.testing.assert_close(pool(x), expected)
 
 
 def test_bad_weights_files_name_the_file(tmp_path, monkeypatch):

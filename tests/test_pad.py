@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.models.prompts import PADNet, VAPromptPool
-from pad_bench.training.distill import (ema_tensors, ema_update_, feat_kd, logit_kd, make_ema_teacher, supcon,
-                                        symmetric_supcon, texkd_class_set, texkd_loss)
+from pad_bench.strategies.pad.distill import (ema_tensors, ema_update_, feat_kd, logit_kd, make_ema_teacher, supcon,
+                                              symmetric_supcon, texkd_class_set, texkd_loss)
+from pad_bench.strategies.pad.prompts import PADNet, VAPromptPool
 
 from conftest import tiny_sets
 
@@ -168,7 +168,7 @@ def test_prompt_learner_reproduces_clip_text_encoding():
 
 
 def test_text_tower_gets_no_gradient_and_no_optimizer_group():
-    from strategies.pad import PAD, param_group
+    from pad_bench.strategies.pad.strategy import PAD, param_group
 
     net = tiny_net()
     net.new_domain(3)
@@ -230,7 +230,7 @@ def test_parameter_accounting_vit_b16_random_init():
     image = sum(p.numel() for p in net.image_parameters())
     ratio = trainable / image
     # ≈ 30.9 M of ≈ 89.5 M image-side parameters (≈ 34 %; 20 % of all incl. the text tower): far from
-    # the paper's "1-1.6 %" trainable ratio, which PAD.md §6 already flags as unexplained.
+    # the paper's "1-1.6 %" trainable ratio, which docs/methods/pad.md#ablation-rows already flags as unexplained.
     assert 86e6 < image - 2_377_728 - 1280 * 500 < 86.3e6 and 0.30 < ratio < 0.38
 
 
@@ -306,7 +306,7 @@ def test_ema_update_formula_and_scope():
 
 # ---- switches, tables and schedules --------------------------------------------------------------
 def test_presets_and_faithful_switches():
-    from strategies.pad import PAD, PRESETS
+    from pad_bench.strategies.pad.strategy import PAD, PRESETS
 
     for preset, comps in PRESETS.items():
         cfg = resolve_config(benchmark="synth", strategy=f"pad-{preset.lower()}")
@@ -342,7 +342,7 @@ def test_code_profile_carries_the_data_protocol():
 
 
 def test_first_domain_by_name_moves_first_domain_rows_order2():
-    from strategies.pad import PAD
+    from pad_bench.strategies.pad.strategy import PAD
 
     cfg = resolve_config(benchmark="aka-order2", strategy="pad", sets={"strategy.first_domain_by": "name"})
     PAD.finalize_config(cfg)
@@ -363,9 +363,10 @@ def test_first_domain_by_name_moves_first_domain_rows_order2():
 
 
 def test_schedules():
-    from pad_bench.training.schedules import stage1_lr, warmup_multistep
+    from pad_bench.strategies.pad.schedule import stage1_lr
+    from pad_bench.training.schedules import warmup_multistep
 
-    lrs = [stage1_lr(e, 5e-3, 12) for e in range(1, 13)]  # PAD.md §4 example
+    lrs = [stage1_lr(e, 5e-3, 12) for e in range(1, 13)]  # docs/methods/pad.md#optimisation example
     paper = [1.67e-3, 3.34e-3, 4.27e-3, 3.75e-3, 3.15e-3, 2.50e-3, 1.85e-3, 1.25e-3, 7.3e-4, 3.4e-4, 8.6e-5, 1e-6]
     assert lrs == pytest.approx(paper, rel=0.02)
     factors = [warmup_multistep(e, [18, 26]) for e in range(1, 31)]
@@ -374,7 +375,7 @@ def test_schedules():
 
 
 def test_domain_slot_counts():
-    from pad_bench.plugins.prompt_growth import domain_slot_counts
+    from pad_bench.strategies.pad.plugins.prompt_growth import domain_slot_counts
 
     assert domain_slot_counts([8, 8, 8, 8, 4], 5, 36) == [8, 8, 8, 8, 4]
     assert domain_slot_counts([8, 8, 8, 8, 4], 2, 36) == [8, 28]  # the last domain takes the rest
@@ -418,7 +419,7 @@ def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
 def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
     """Carried state (VA pool buffers, TEXKD anchors) survives a checkpoint round trip."""
     from pad_bench.training import runner
-    from strategies.pad import PAD
+    from pad_bench.strategies.pad.strategy import PAD
 
     def cfg():
         sets = tiny_sets(synth_root, **{"strategy.stage1_epochs": 1})

@@ -15,7 +15,8 @@ from conftest import tiny_sets
 def test_readme_baseline_example_runs(synth_root, tmp_path, monkeypatch):
     readme = (PROJECT_ROOT / "README.md").read_text()
     blocks = re.findall(r"```(?:python|yaml)\n(# strategies/(\S+)\n.*?)```", readme, flags=re.S)
-    assert {name for _, name in blocks} == {"l2anchor.py", "l2anchor.yaml"}
+    assert {name for _, name in blocks} == {"l2anchor/strategy.py", "l2anchor/l2anchor.yaml"}
+    (tmp_path / "l2anchor").mkdir()
     for text, name in blocks:
         (tmp_path / name).write_text(text)
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))

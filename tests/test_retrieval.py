@@ -10,7 +10,7 @@ from pad_bench.metrics.retrieval import auto_chunk_size
 
 
 def reference_eval(qf, gf, qp, gp, qc, gc, max_rank=50):
-    """The PROTOCOL §5 semantics written out one query at a time, in float64."""
+    """The evaluation semantics of docs/protocol.md#evaluation written out one query at a time, in float64."""
     dist = ((qf[:, None, :].astype(np.float64) - gf[None, :, :]) ** 2).sum(-1)
     aps, inps, cmcs = [], [], []
     ranks_k = np.arange(1, min(max_rank, len(gf)) + 1)

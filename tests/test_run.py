@@ -38,6 +38,7 @@ def test_finetune_run_writes_documented_files(synth_root, tmp_path):
     for name in ("config.yaml", "manifest.csv", "run.log"):
         assert (run_dir / name).is_file()
     assert list((run_dir / "plots").glob("*.png"))
+    assert yaml_config(run_dir)["model"]["weights"] == "random"  # a tiny model without a file: recorded as such
 
 
 def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):

@@ -37,3 +37,13 @@ def test_joint_merges_domains_into_one_experience(synth_root):
     assert joint.num_classes == [sum(sequential.num_classes)]
     targets = sorted(set(int(t) for t in joint.train_stream[0].dataset.targets))
     assert targets == list(range(sum(sequential.num_classes)))
+
+
+def test_pooled_unseen_avg_gives_one_merged_unseen_experience(synth_root):
+    cfg = resolve_config(benchmark="synth", strategy="finetune",
+                         sets={**tiny_sets(synth_root), "protocol.unseen_avg": "pooled"})
+    per_dataset = build_benchmark(resolve_config(benchmark="synth", strategy="finetune", sets=tiny_sets(synth_root)),
+                                  family="clip")
+    pooled = build_benchmark(cfg, family="clip")
+    assert pooled.unseen_names == ["pooled"] and len(pooled.unseen_stream) == 1
+    assert len(pooled.unseen_stream[0].dataset) == sum(len(e.dataset) for e in per_dataset.unseen_stream)

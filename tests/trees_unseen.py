@@ -1,4 +1,4 @@
-"""Tiny folder trees in the exact naming of the 7 unseen sets (PROTOCOL.md §7), for tests.
+"""Tiny folder trees in the exact naming of the 7 unseen sets (docs/protocol.md#dataset-folders), for tests.
 
 Each `make_<set>(data_root, alias=...)` writes 8x4 images under `data_root/alias` and returns a
 dict describing what it wrote ("root" = that folder, plus the facts tests need to compute

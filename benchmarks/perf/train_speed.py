@@ -6,7 +6,7 @@
 
 PAD (domain >= 2): blocks [-unfreeze_last_n:] + necks + classifiers + VA-prompts (this domain's slots)
 train; the step runs the student forward, L_base with the i2t term, the EMA-teacher forward, featKD
-+ logitKD, backward, Adam and the fused EMA update, i.e. the code paths of strategies/pad.py and
++ logitKD, backward, Adam and the fused EMA update, i.e. the code paths of strategies/pad/strategy.py and
 EMAVisKDPlugin. Fine-tune: every image-side parameter trains with ID + triplet losses, no text tower.
 Both use the same random batch (P×K identities), bf16 autocast on CUDA, and pad.yaml's hyperparameters.
 """
@@ -24,9 +24,9 @@ import torch
 from pad_bench.config import resolve_config
 from pad_bench.models import create_model
 from pad_bench.models.zoo import model_config
-from pad_bench.plugins.ema_viskd import EMAVisKDPlugin
+from pad_bench.strategies.pad.plugins.ema_viskd import EMAVisKDPlugin
+from pad_bench.strategies.pad.strategy import PAD, pad_base_loss, pad_plugins
 from pad_bench.training.losses import reid_losses
-from strategies.pad import PAD, pad_base_loss, pad_plugins
 
 
 def autocast(device: torch.device):

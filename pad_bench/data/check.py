@@ -1,10 +1,11 @@
-"""`pad-bench datasets check`: which of the 12 datasets are found under a root, with counts."""
+"""`pad-bench datasets check`: which of the benchmarks' datasets are found under a root, with counts."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import UserError
-from .datasets import SEEN, UNSEEN, create_dataset, dataset_names, split_counts
+from .datasets import create_dataset, dataset_names, get_dataset_class, split_counts
+from .prepare import find_raw_release
 from .protocol import select_ids
 
 ID_RULE, IDS = "first_500_sorted", 500  # the default protocol's training-ID selection
@@ -14,14 +15,19 @@ def check_dataset(name: str, root: Path) -> dict:
     ds = create_dataset(name, root)
     found = ds.find_root()
     if found is None:
-        return {"found": False}
+        raw = find_raw_release(name, root)
+        if raw is None:
+            return {"found": False}
+        return {"found": False, "raw": str(raw),
+                "hint": f"raw release found; `pad-bench datasets prepare {name} --root {root}` builds it"}
     entry: dict = {"found": True, "root": str(found)}
+    unseen = ds.kind == "unseen"
     try:
-        splits = ds.load_eval_splits()[0] if name in UNSEEN else ds.load()
+        splits = ds.load_eval_splits()[0] if unseen else ds.load()
     except UserError as e:
         entry["error"] = str(e)
         return entry
-    keep = set(select_ids(splits.train, ID_RULE, IDS)) if name not in UNSEEN else None
+    keep = set(select_ids(splits.train, ID_RULE, IDS)) if not unseen else None
     train = [r for r in splits.train if keep is None or r.pid in keep]
     entry["train"] = split_counts(train)
     entry["query"] = split_counts(splits.query)
@@ -29,9 +35,21 @@ def check_dataset(name: str, root: Path) -> dict:
     return entry
 
 
+def benchmark_datasets() -> list[str]:
+    """Every real dataset a shipped benchmark trains or tests on, in the benchmarks' order."""
+    from ..config import benchmark_layer, list_benchmarks
+
+    names: list[str] = []
+    for bench in list_benchmarks():
+        values = benchmark_layer(bench).values
+        names += [n for n in values.get("benchmark.domains", []) + values.get("benchmark.unseen", [])
+                  if n not in names]
+    return [n for n in names if get_dataset_class(n).kind != "synthetic"]
+
+
 def check_datasets(root: Path) -> dict:
-    """The 12 benchmark datasets always; extra ones (lpw_s2, synthetic domains) when found."""
-    report = {name: check_dataset(name, Path(root)) for name in SEEN + UNSEEN}
+    """The benchmarks' datasets always; extra ones (lpw_s2, synthetic domains) when found."""
+    report = {name: check_dataset(name, Path(root)) for name in benchmark_datasets()}
     for name in dataset_names():
         if name not in report:
             entry = check_dataset(name, Path(root))
@@ -45,7 +63,7 @@ def format_report(report: dict, root: Path) -> str:
              f"  {'dataset':<11} {'train img/ids/cams':>20} {'query img/ids':>15} {'gallery img/ids':>16}  folder"]
     for name, e in report.items():
         if not e["found"]:
-            lines.append(f"  {name:<11} {'not found':>20}")
+            lines.append(f"  {name:<11} {'not found':>20}" + (f"  {e['hint']} (raw: {e['raw']})" if "hint" in e else ""))
         elif "error" in e:
             lines.append(f"  {name:<11} ERROR: {e['error']}")
         else:

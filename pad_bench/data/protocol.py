@@ -1,6 +1,6 @@
 """The LReID protocol: ID selection per training domain, unseen splits, and data manifests.
 
-Harness rule (PROTOCOL.md §2): after each adapter's pre-filters, a training domain keeps its
+Harness rule (docs/protocol.md#training-identities): after each adapter's pre-filters, a training domain keeps its
 `ids_per_domain` smallest raw PIDs (`first_500_sorted`), or all of them (`all`). Labels are
 0..C-1 in ascending raw-PID order. Test sets are never subsampled.
 """
@@ -65,6 +65,33 @@ def build_unseen_sets(name: str, data_root: str | Path, protocol: dict) -> list[
     ds = create_dataset(name, data_root, **options)
     runs = ds.load_eval_splits(protocol["unseen_protocol"], protocol["unseen_split_seed"])
     return [EvalSet(name, i, s.query, s.gallery) for i, s in enumerate(runs)]
+
+
+UNSEEN_AVG = ("per_dataset", "pooled")
+POOLED = "pooled"
+
+
+def unseen_for_avg(sets: list[EvalSet], mode: str) -> list[EvalSet]:
+    """The unseen evaluation sets under `protocol.unseen_avg`: `per_dataset` keeps one set per
+    dataset (Unseen-Avg is their mean); `pooled` merges them into one (AKA/PatchKD's
+    "allgeneralizable" setting): every query ranked against the gallery images of every dataset,
+    pids keyed by (dataset, pid) so that identities of different datasets never match."""
+    if mode not in UNSEEN_AVG:
+        raise UserError(f"protocol.unseen_avg must be one of {', '.join(UNSEEN_AVG)}, got {mode!r}")
+    if mode == "per_dataset" or not sets:
+        return sets
+    names = [s.name for s in sets]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated:
+        raise UserError(f"protocol.unseen_avg: pooled merges one split per dataset, but '{repeated}' has "
+                        f"{names.count(repeated)} (unseen_protocol: pad_multi_split); use unseen_protocol: single_split")
+    ids: dict[tuple[str, int], int] = {}
+
+    def keyed(s: EvalSet, records: list[ImageRecord]) -> list[ImageRecord]:
+        return [ImageRecord(r.path, ids.setdefault((s.name, r.pid), len(ids)), r.camid) for r in records]
+
+    return [EvalSet(POOLED, 0, [r for s in sets for r in keyed(s, s.query)],
+                    [r for s in sets for r in keyed(s, s.gallery)])]
 
 
 @dataclass

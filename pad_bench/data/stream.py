@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..config import per_domain
 from .images import read_image
-from .protocol import EvalSet, Manifest, TrainDomain, build_train_domain, build_unseen_sets
+from .protocol import EvalSet, Manifest, TrainDomain, build_train_domain, build_unseen_sets, unseen_for_avg
 from .transforms import test_transform, train_transform
 
 
@@ -96,7 +96,8 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
 
     manifest = Manifest(root)
     domains = [build_train_domain(name, root, protocol) for name in bcfg["domains"]]
-    unseen = [s for name in bcfg["unseen"] for s in build_unseen_sets(name, root, protocol)]
+    unseen = unseen_for_avg([s for name in bcfg["unseen"] for s in build_unseen_sets(name, root, protocol)],
+                            protocol["unseen_avg"])
 
     train_sets, num_classes, offsets, offset = [], [], [], 0
     for d_idx, d in enumerate(domains):

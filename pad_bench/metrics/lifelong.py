@@ -1,4 +1,4 @@
-"""Lifelong metrics from the long results table (PROTOCOL.md §6; formulas in docs/metrics.md).
+"""Lifelong metrics from the long results table (docs/protocol.md#lifelong-metrics; formulas in docs/metrics.md).
 
 The table has one row per (step, eval_domain, eval_set) with columns RESULT_COLUMNS; metric
 values are percentages. Step 0 is the model before any training; `trained_domain` is the domain

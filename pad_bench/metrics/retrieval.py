@@ -1,6 +1,6 @@
 """Market-1501-style retrieval evaluation (mAP, mINP, CMC), vectorised over blocks of queries.
 
-Semantics follow torchreid / fast-reid `eval_market1501` (PROTOCOL.md §5):
+Semantics follow torchreid / fast-reid `eval_market1501` (docs/protocol.md#evaluation):
 - distance: squared Euclidean on the given features (callers L2-normalise them); each query's
   gallery is sorted ascending with a stable sort, so ties go to the lower gallery index;
 - gallery items with the query's pid AND camid are junk: removed before ranking;

@@ -1,6 +1,6 @@
 """CLIP backbone: an open_clip.CLIP with a hand-written image forward (feature taps, prompt hook).
 
-See OPENCLIP_NOTES.md §4-§5 and PAD.md §1.1. All open_clip transformers are batch-first (B, N, D).
+See docs/models.md#input-size and docs/methods/pad.md#model. All open_clip transformers are batch-first (B, N, D).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ResNet backbone of the LSTKC family (BASELINES.md §1): torchvision ResNet, last stride 1, GeM pooling."""
+"""ResNet backbone of the LSTKC family (docs/methods/lstkc.md#the-lstkc-family-resnet-50-recipe): torchvision ResNet, last stride 1, GeM pooling."""
 from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
@@ -26,15 +26,12 @@ class ScaledResNet(ResNet):
 
 
 class GeM(nn.Module):
-    """Generalized-mean pooling (B, C, H, W) -> (B, C), p learnable by default (LSTKC's GeM-P)."""
+    """Generalized-mean pooling (B, C, H, W) -> (B, C). p is fixed (3 in both LSTKC-family codes,
+    whose nn.Parameter line is commented out) unless `learnable`, when it is a trained parameter."""
 
-    def __init__(self, p: float = 3.0, learnable: bool = True, eps: float = 1e-6):
+    def __init__(self, p: float = 3.0, learnable: bool = False, eps: float = 1e-6):
         super().__init__()
-        p_tensor = torch.full((1,), float(p))
-        if learnable:
-            self.p = nn.Parameter(p_tensor)
-        else:
-            self.register_buffer("p", p_tensor)
+        self.p: nn.Parameter | float = nn.Parameter(torch.full((1,), float(p))) if learnable else float(p)
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
@@ -50,7 +47,7 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, *, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3), base_planes: int = 64,
                  last_stride: int = 1, cut_at: str = "layer4", pooling: str = "gem", gem_p: float = 3.0,
-                 gem_learnable: bool = True):
+                 gem_learnable: bool = False):
         super().__init__()
         _check_choice("block", block, BLOCKS)
         _check_choice("cut_at", cut_at, CUT_AT)

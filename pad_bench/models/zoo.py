@@ -8,28 +8,27 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import yaml
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..paths import MODEL_CONFIGS_DIR
-from ..registry import unknown_name_error
-from . import list_models
+from . import model_config
 from .clip import CLIPBackbone
 from .reid import ReIDNet
 from .resnet import ResNetBackbone
+from .weights import RANDOM, resolve_weights
+
+__all__ = ["create_model", "model_config", "read_state_dict"]
 
 # Config keys about where weights come from, not about the network: not overridable.
-_POLICY_KEYS = ("family", "weights_required", "weights_env")
+_POLICY_KEYS = ("family", "weights_required", "weights_env", "weights_file")
 _REID_KEYS = ("image_size", "bnneck_bias_trainable")
-_FAMILIES = ("clip", "resnet")
 # Integer entries of OpenAI's TorchScript state dict that are not weights.
 _TORCHSCRIPT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 
 def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
                  image_size: tuple[int, int] | None = None, text_tower: bool = False, **overrides: Any) -> ReIDNet:
-    """Build model `name` of configs/<name>.yaml with `overrides` of its keys.
+    """Build model `name` of configs/models/<name>.yaml with `overrides` of its keys.
 
     weights: a local file (CLIP: OpenAI TorchScript .pt, open_clip .pt/.pth/.bin, .safetensors;
     ResNet: a torchvision ImageNet state dict), or "random". None means the config's default:
@@ -40,7 +39,8 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
     if image_size is not None:
         cfg["image_size"] = list(image_size)
     size = _check_image_size(cfg["image_size"])
-    path = _weights_path(name, cfg, weights)
+    resolved = resolve_weights(name, weights, cfg)
+    path = None if resolved == RANDOM else Path(resolved)
     if text_tower and cfg["family"] != "clip":
         raise UserError(f"model '{name}' has no text tower; drop text_tower=True or use a CLIP model")
     arch = {k: v for k, v in cfg.items() if k not in _POLICY_KEYS + _REID_KEYS}
@@ -51,20 +51,9 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
     if path is not None:
         module, sd = backbone.prepare_pretrained(read_state_dict(path), str(path))
         _load_strict(module, sd, path)
-    spec = {"name": name, **cfg, "weights": str(path) if path else "random", "text_tower": text_tower}
+    spec = {"name": name, **cfg, "weights": resolved, "text_tower": text_tower}
     return ReIDNet(backbone, num_classes=num_classes, bnneck_bias_trainable=cfg["bnneck_bias_trainable"],
                    image_size=size, spec=spec)
-
-
-def model_config(name: str) -> dict[str, Any]:
-    """The parsed configs/<name>.yaml."""
-    if name not in list_models():
-        raise unknown_name_error("model", name, list_models())
-    cfg = yaml.safe_load((MODEL_CONFIGS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
-    if cfg.get("family") not in _FAMILIES:
-        raise UserError(f"model config '{name}.yaml' has family {cfg.get('family')!r}; "
-                        f"use one of {', '.join(_FAMILIES)}")
-    return cfg
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
@@ -99,24 +88,6 @@ def _is_torchscript(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as zf:
         return any(n.endswith("/constants.pkl") for n in zf.namelist())
-
-
-def _weights_path(name: str, cfg: Mapping[str, Any], weights: str | None) -> Path | None:
-    if weights == "random":
-        return None
-    env = cfg.get("weights_env")
-    if weights is None and env and os.environ.get(env):
-        weights = os.environ[env]
-        if not Path(weights).expanduser().is_file():
-            raise UserError(f"{env} points to '{weights}', which is not a file; fix or unset {env}")
-    if weights is None:
-        if cfg.get("weights_required"):
-            raise UserError(
-                f"model '{name}' needs pretrained CLIP weights from a local file (no downloads at run time): "
-                f"get OpenAI's ViT-B-16.pt or open_clip's ViT-B-16 'openai' open_clip_model.safetensors, then pass "
-                f"--set model.weights=PATH or set {env}=PATH (or model.weights=random for a random init)")
-        return None
-    return Path(weights).expanduser()
 
 
 def _load_strict(module: nn.Module, state_dict: Mapping[str, Tensor], path: Path) -> None:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..config import per_domain
-from ..data.sampler import PKBatchSampler
+from ..data.sampler import make_batch_sampler
 from ..errors import UserError
 from .losses import reid_losses
 from .schedules import warmup_multistep
@@ -80,16 +80,16 @@ class ReIDStrategy(SupervisedTemplate):
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> nn.Module:
-        from ..models import create_model
+        from ..models import create_model, model_options
 
         m = cfg["model"]
         return create_model(m["name"], num_classes=0, weights=m.get("weights"),
                             image_size=tuple(cfg["protocol"]["image_size"]),
-                            text_tower=bool(m.get("text_tower", False)))
+                            text_tower=bool(m.get("text_tower", False)), **model_options(m))
 
     # ---- hooks for methods --------------------------------------------------------------
     def adapt_model(self) -> None:
-        """Grow the global classifier by this experience's identities (BASELINES.md growth rule)."""
+        """Grow the global classifier by this experience's identities (docs/methods/finetune.md#classifier-growth)."""
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
         if self.model.num_classes > 0 and self.hp.get("classifier_init", "class_means") == "class_means":
@@ -111,10 +111,16 @@ class ReIDStrategy(SupervisedTemplate):
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
 
     def lr_factor(self, epoch: int) -> float:
-        """Warmup-multistep for the 0-based epoch of the current experience, stepped before each
-        epoch as PAD does (so fine-tune and PAD share one schedule; the first epoch runs at 0.19)."""
+        """Warmup-multistep for the 0-based epoch of the current experience. `schedule_step`
+        before_epoch (PAD's code) evaluates it one epoch ahead (first epoch at f + (1-f)/W, a
+        milestone m decays epoch m-1); after_epoch (the LSTKC family's code) runs the first epoch
+        at f and decays epoch m."""
         hp = self.hp
-        return warmup_multistep(epoch + 1, per_domain_list(hp.get("milestones", []), self.exp_index),
+        ahead = {"before_epoch": 1, "after_epoch": 0}
+        step = hp.get("schedule_step", "before_epoch")
+        if step not in ahead:
+            raise UserError(f"strategy.schedule_step must be before_epoch or after_epoch, got {step!r}")
+        return warmup_multistep(epoch + ahead[step], per_domain_list(hp.get("milestones", []), self.exp_index),
                                 warmup_epochs=int(hp.get("warmup_epochs", 0)),
                                 warmup_factor=hp.get("warmup_factor", 0.1), gamma=hp.get("gamma", 0.1))
 
@@ -171,8 +177,9 @@ class ReIDStrategy(SupervisedTemplate):
     def make_train_dataloader(self, num_workers: int = 0, **kwargs):
         labels = [int(y) for y in self.adapted_dataset.targets]
         p = int(per_domain(self.train_cfg["batch_p"], self.exp_index))
-        self.pk_sampler = PKBatchSampler(labels, p, self.train_cfg["batch_k"], seed=self.seed * 1000 + self.exp_index)
-        self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.pk_sampler,
+        self.id_sampler = make_batch_sampler(self.train_cfg["sampler"], labels, list(self.adapted_dataset.camid), p,
+                                             self.train_cfg["batch_k"], seed=self.seed * 1000 + self.exp_index)
+        self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.id_sampler,
                                      num_workers=self.train_cfg["num_workers"],
                                      pin_memory=self.device.type == "cuda")
 
@@ -198,7 +205,7 @@ class ReIDStrategy(SupervisedTemplate):
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):
-        self.pk_sampler.set_epoch(self.epoch)
+        self.id_sampler.set_epoch(self.epoch)
         factor = self.lr_factor(self.epoch)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * factor

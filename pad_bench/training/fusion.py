@@ -1,4 +1,4 @@
-"""Parameter fusion of two models (LSTKC's E-LTKC, DKP's consolidation) and LSTKC's adaptive weight."""
+"""Parameter fusion of two models (LSTKC's E-LTKC, DKP's consolidation)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -7,11 +7,10 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from .affinity import cosine_affinity
 
 
 def fuse_state_dicts(new: Mapping[str, Tensor], old: Mapping[str, Tensor], alpha: float) -> dict[str, Tensor]:
-    """θ = α·θ_new + (1−α)·θ_old for every entry, BN buffers included (BASELINES.md §4–5).
+    """θ = α·θ_new + (1−α)·θ_old for every entry, BN buffers included (docs/methods/lstkc.md).
 
     An entry that grew along dim 0 since `old` (a classifier with new identities) fuses only its
     first rows, the old identities; the rows after them come from `new`. Integer buffers (BN's
@@ -34,22 +33,3 @@ def fuse_state_dicts(new: Mapping[str, Tensor], old: Mapping[str, Tensor], alpha
         else:
             raise UserError(f"cannot fuse '{key}': shape {tuple(t_new.shape)} did not grow from {tuple(t_old.shape)}")
     return fused
-
-
-def affinity_alpha(new: Tensor, old: Tensor, temperature: float = 0.01, block: int = 1024) -> float:
-    """LSTKC's α = 1 − mean_i Σ_j |A_new(i,j) − A_old(i,j)|, A = softmax_row(cos / temperature).
-
-    `new`, `old`: (N, d) features of the same N images by M_t and M_{t−1}. The N×N affinities
-    are built `block` rows at a time, so memory stays O(block·N). α lies in [−1, 1]; it is not clipped.
-    """
-    if new.shape[0] != old.shape[0] or new.shape[0] == 0:
-        raise UserError(f"affinity_alpha needs the same non-zero number of features from both models, "
-                        f"got {new.shape[0]} and {old.shape[0]}")
-    if block < 1:
-        raise UserError(f"affinity block size must be >= 1, got {block}")
-    total = torch.zeros((), dtype=torch.float64, device=new.device)
-    for start in range(0, new.shape[0], block):
-        a_new = cosine_affinity(new[start:start + block], new, temperature)
-        a_old = cosine_affinity(old[start:start + block], old, temperature)
-        total += (a_new - a_old).abs().sum(dtype=torch.float64)
-    return float(1 - total / new.shape[0])

@@ -16,6 +16,7 @@ from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
+from ..models.weights import resolve_weights
 from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -40,6 +41,8 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     """Train and evaluate one configured run into run_dir. Returns run_dir."""
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)  # before the resume check: config.yaml holds resolved values
+    # a missing pretrained file fails here, before any data is read or a run directory exists
+    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     store = RunStore.create(run_dir, resume)
     if resume:
         store.check_same_run(cfg)

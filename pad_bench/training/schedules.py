@@ -1,20 +1,10 @@
 """Learning-rate schedules as pure functions of the epoch (stepped once per epoch)."""
 from __future__ import annotations
 
-import math
-
-
-def stage1_lr(epoch: int, base_lr: float, epochs: int, *, lr_min: float = 1e-6, warmup_lr: float = 1e-5,
-              warmup_epochs: int = 3) -> float:
-    """timm CosineLRScheduler(t_initial=epochs, lr_min, warmup_lr_init, warmup_t) after step(epoch), epoch = 1..E."""
-    if epoch < warmup_epochs:
-        return warmup_lr + epoch * (base_lr - warmup_lr) / warmup_epochs
-    return lr_min + 0.5 * (base_lr - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
-
 
 def warmup_multistep(epoch: int, milestones: list[int], *, warmup_epochs: int = 10, warmup_factor: float = 0.1,
                      gamma: float = 0.1) -> float:
-    """WarmupMultiStepLR factor for epoch e (1-based when stepped before each epoch, as PAD does):
-    (e < W ? f + (1-f)·e/W : 1) · γ^{#milestones ≤ e}."""
+    """WarmupMultiStepLR factor after `epoch` scheduler steps: (e < W ? f + (1-f)·e/W : 1) · γ^{#milestones ≤ e}.
+    Stepped after each epoch, the 0-based epoch e trains at factor(e); stepped before, at factor(e + 1)."""
     warm = warmup_factor + (1 - warmup_factor) * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
     return warm * gamma ** sum(epoch >= m for m in milestones)

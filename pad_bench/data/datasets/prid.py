@@ -13,7 +13,7 @@ from .unseen_split import HalvedIDsDataset, halve_ids, of_ids, parse_names, side
 NAME = re.compile(r"person_(\d+)\.")
 SHARED_MAX = 200
 # First cam_b pid used as a gallery distractor. "386_749" is PAD's code: it matched the cameras by
-# file name, took 1-385 as shared and so dropped 201-385 (PAD.md §7 row 6).
+# file name, took 1-385 as shared and so dropped 201-385 (docs/methods/pad.md#paper-and-released-code row 6).
 DISTRACTORS_FROM = {"201_749": 201, "386_749": 386}
 
 

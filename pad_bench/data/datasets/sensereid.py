@@ -1,19 +1,25 @@
 """SenseReID (test only): `{test_probe,test_gallery}/{pid}_{camid}.jpg`; 522 probe IDs (1,040
 images) against a gallery of 1,717 IDs (3,388 images).
 
-The camid field is parsed (to check the names) but not used: nothing in the naming keeps a probe
-and its gallery matches apart, and where they share it the same-pid-and-camid filter would drop
-true matches. The official protocol compares every probe with the whole gallery, so the query
-gets camid 0 and the gallery 1, which filters nothing. (PAD's code keeps the file camids.)"""
+`sensereid_camids` says where the camids come from:
+  file (default): the `{camid}` field of the file name, as torchreid, the LSTKC family's loaders and
+    PAD's code read it; a gallery image with the probe's pid and camid field is then filtered out.
+  query_gallery: every probe camid 0 and every gallery camid 1, which filters nothing, so every
+    probe is ranked against the whole gallery (the official protocol's reading). The field carries
+    no camera meaning that keeps a probe apart from its own gallery matches, so this reading keeps
+    true matches the file reading drops; its numbers are not comparable with published ones.
+"""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from ...errors import UserError
 from .base import DatasetSplits, ImageRecord, register_dataset
 from .unseen_split import UnseenDataset, parse_names, side_split
 
 NAME = re.compile(r"(\d+)_(\d+)\.")
+CAMID_READINGS = ("file", "query_gallery")
 
 
 def read_side(folder: Path) -> list[ImageRecord]:
@@ -32,7 +38,13 @@ class SenseReID(UnseenDataset):
     how_to_get = "Download SenseReID.zip and unpack it as <data-root>/SenseReID/{test_probe,test_gallery}."
 
     def build(self, root: Path) -> DatasetSplits:
-        return side_split([], read_side(root / "test_probe"), read_side(root / "test_gallery"))
+        reading = self.options.get("sensereid_camids", "file")
+        if reading not in CAMID_READINGS:
+            raise UserError(f"sensereid_camids must be one of {', '.join(CAMID_READINGS)}, got {reading!r}")
+        query, gallery = read_side(root / "test_probe"), read_side(root / "test_gallery")
+        if reading == "query_gallery":
+            return side_split([], query, gallery)
+        return DatasetSplits(train=[], query=query, gallery=gallery)
 
     def pad_multi_split(self, root: Path, base_seed: int) -> list[DatasetSplits]:
         return [self.build(root)]

@@ -1,4 +1,4 @@
-"""What the unseen-set adapters share (PROTOCOL.md §4): seeded ID halving, query/gallery
+"""What the unseen-set adapters share (docs/protocol.md#unseen-datasets): seeded ID halving, query/gallery
 construction with side camids, file-name parsing, and the `pad_multi_split` run loop."""
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def parse_names(folder: Path, pattern: re.Pattern, example: str) -> list[tuple[P
 
 
 class UnseenDataset(ReIDDataset):
-    """An evaluation-only set: `build` gives split 0 of §4.1, `pad_multi_split` the runs of §4.2."""
+    """An evaluation-only set: `build` gives split 0 (single_split), `pad_multi_split` the released code's runs."""
 
     kind = "unseen"
 

@@ -15,13 +15,21 @@ from ...errors import DataFormatError, DatasetNotFoundError
 log = logging.getLogger(__name__)
 
 
-def find_raw_root(data_root: Path, aliases: tuple[str, ...], required: tuple[str, ...], dataset: str,
-                  how_to_get: str) -> Path:
-    """The first alias folder under `data_root` holding every `required` path."""
+def locate_raw(data_root: Path, aliases: tuple[str, ...], required: tuple[str, ...]) -> Path | None:
+    """The first alias folder under `data_root` holding every `required` path, or None."""
     for alias in aliases:
         cand = data_root / alias if alias else data_root
         if all((cand / r).exists() for r in required):
             return cand
+    return None
+
+
+def find_raw_root(data_root: Path, aliases: tuple[str, ...], required: tuple[str, ...], dataset: str,
+                  how_to_get: str) -> Path:
+    """`locate_raw`, or an error naming what was searched."""
+    found = locate_raw(data_root, aliases, required)
+    if found is not None:
+        return found
     searched = ", ".join(a or "." for a in aliases)
     raise DatasetNotFoundError(
         f"raw {dataset} release not found under {data_root} (searched: {searched}; each needs "

@@ -4,7 +4,7 @@ Inputs (torchreid / LSTKC layout): `cuhk03_release/cuhk-03.mat`, MATLAB v7.3 (HD
 and `detected` are 5x1 cells (one per camera pair) of persons x 10 image cells, each image stored
 transposed; and `cuhk03_new_protocol_config_{labeled,detected}.mat` with `filelist`, `labels`, `camId`
 and the 1-based `train_idx`, `query_idx`, `gallery_idx`. The split follows the config's own filelist,
-labels and camId (PAD's converter flattens cuhk-03.mat its own way instead; see PAD.md §7 row 9).
+labels and camId (PAD's converter flattens cuhk-03.mat its own way instead; see docs/methods/pad.md#paper-and-released-code row 9).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 RAW_ALIASES = ("cuhk03", "CUHK03_lifelong", "")
 RAW_MAT = "cuhk03_release/cuhk-03.mat"
+RAW_REQUIRED = (RAW_MAT,)
 CONFIG = "cuhk03_new_protocol_config_{}.mat"
 INDEX_FIELDS = {"train": "train_idx", "query": "query_idx", "gallery": "gallery_idx"}
 OUT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -47,7 +48,7 @@ class Entry:
 def prepare_cuhk03(data_root: Path) -> Path:
     """Write <data_root>/cuhk03-np/{labeled,detected}/ for every config found; return cuhk03-np."""
     data_root = Path(data_root).expanduser()
-    raw = find_raw_root(data_root, RAW_ALIASES, (RAW_MAT,), "cuhk03", CUHK03.how_to_get)
+    raw = find_raw_root(data_root, RAW_ALIASES, RAW_REQUIRED, "cuhk03", CUHK03.how_to_get)
     modes = [m for m in MODES if (raw / CONFIG.format(m)).is_file()]
     if not modes:
         raise DatasetNotFoundError(

@@ -25,6 +25,7 @@ RAW_ALIASES = ("CUHK-SYSU", "")
 SCENES = "Image/SSM"
 PROTOCOL = "annotation/test/train_test"
 OUT_DIR = "cuhksysu4reid"
+RAW_REQUIRED = (SCENES, f"{PROTOCOL}/Train.mat", f"{PROTOCOL}/TestG50.mat")
 # (imname, idlocate, ishard): by position in Train.mat, as the reference loaders read it; by name in TestG50.mat
 TRAIN_KEYS = (0, 1, 2)
 TEST_KEYS = ("imname", "idlocate", "ishard")
@@ -41,8 +42,7 @@ class Crop:
 def prepare_cuhk_sysu(data_root: Path) -> Path:
     """Write <raw>/cuhksysu4reid/ (raw = <data_root>/CUHK-SYSU or the root itself) and return it."""
     data_root = Path(data_root).expanduser()
-    raw = find_raw_root(data_root, RAW_ALIASES, (SCENES, f"{PROTOCOL}/Train.mat", f"{PROTOCOL}/TestG50.mat"),
-                        "cuhk_sysu", CUHKSYSU.how_to_get)
+    raw = find_raw_root(data_root, RAW_ALIASES, RAW_REQUIRED, "cuhk_sysu", CUHKSYSU.how_to_get)
     out = raw / OUT_DIR
     if out.exists():
         log.warning("%s already exists, kept as is; delete it to crop again", out)

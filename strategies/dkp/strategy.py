@@ -1,0 +1,56 @@
+"""DKP (CVPR'24, docs/methods/dkp.md): an uncertainty model trained on μ and its Gaussian samples, DKT
+distillation from the last domain's distribution prototypes, and α = 0.5 fusion after every step.
+Carried: the fused model and the last domain's μ_c/σ_c (computed at the end of its experience)."""
+import torch
+
+from pad_bench.models import create_model, model_family, model_options
+from pad_bench.registry import register_strategy
+from pad_bench.training.base import ReIDStrategy, per_domain_list
+from pad_bench.training.losses import id_loss
+from pad_bench.training.plugins.fusion import FusionPlugin
+from pad_bench.training.plugins.old_model import OldModelPlugin
+
+from .plugins.dkt import DKTPlugin
+from .plugins.prototypes import PrototypePlugin
+from .prototypes import set_triplet
+from .uncertainty import dkp_model
+
+
+@register_strategy("dkp")
+class DKP(ReIDStrategy):
+    """CE averaged over μ and its samples + set triplet; DKT, fusion and prototypes are plugins."""
+
+    def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
+        hp = cfg["strategy"]
+        old = OldModelPlugin()
+        protos = PrototypePlugin(bn_mode=hp["dkp_proto_bn"])
+        own = [old,
+               DKTPlugin(protos=protos, weight=hp["dkt_weight"], lambda1=hp["dkt_lambda1"], lambda2=hp["dkt_lambda2"]),
+               FusionPlugin(old=old, alpha=hp["fusion_alpha"]),
+               protos]  # after fusion: the prototypes describe the fused model
+        super().__init__(cfg=cfg, plugins=own + list(plugins or []), **kwargs)
+
+    @classmethod
+    def finalize_config(cls, cfg: dict) -> None:
+        """Per-dataset milestones (DKP: [20, 30] on MSMT17) become a per-domain milestone list."""
+        hp, domains = cfg["strategy"], cfg["benchmark"]["domains"]
+        special = hp.get("milestones_by_dataset") or {}
+        if any(d in special for d in domains):
+            hp["milestones"] = [special.get(d, per_domain_list(hp["milestones"], i)) for i, d in enumerate(domains)]
+
+    @classmethod
+    def build_model(cls, cfg: dict, bench) -> torch.nn.Module:
+        m, hp = cfg["model"], cfg["strategy"]
+        cut = {"cut_at": "layer3"} if model_family(m["name"]) == "resnet" else {}
+        net = create_model(m["name"], num_classes=0, weights=m.get("weights"),
+                           image_size=tuple(cfg["protocol"]["image_size"]), **cut, **model_options(m))
+        return dkp_model(net, dim=hp["dkp_dim"], n_samples=hp["dkp_samples"])
+
+    def compute_loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
+        """CE on μ and every sample (averaged), and the set triplet (samples against batch μ's)."""
+        hp = self.hp
+        logits = [out["logits"]["mu"], *out["sample_logits"]]
+        ce = torch.stack([id_loss(z, labels, hp["label_smoothing"]) for z in logits]).mean()
+        tri = set_triplet(out["samples"], out["mu"], labels)
+        self.loss_terms.update(id=float(ce.detach()), tri=float(tri.detach()))
+        return hp["id_weight"] * ce + hp["triplet_weight"] * tri

@@ -1,0 +1,63 @@
+"""LSTKC's rectified short-term knowledge transfer (R-STKT, docs/methods/lstkc.md), as in the released code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pad_bench.training.affinity import cosine_affinity, log_cosine_affinity
+
+
+@dataclass
+class Marks:
+    """Per-entry correctness of one model's batch affinities, and its per-row thresholds (N, 1)."""
+
+    tp: Tensor
+    fn: Tensor
+    fp: Tensor
+    tn: Tensor
+    thres_p: Tensor
+    thres_n: Tensor
+
+    @property
+    def right(self) -> Tensor:
+        return self.tp | self.tn
+
+
+def correctness_marks(affinity: Tensor, same: Tensor) -> Marks:
+    """TP/FN among positives (score above the row's largest negative score, the diagonal always TP)
+    and FP/TN among negatives (score above the row's smallest positive score, diagonal excluded)."""
+    eye = torch.eye(len(same), dtype=torch.bool, device=same.device)
+    thres_p = torch.where(same, torch.zeros_like(affinity), affinity).max(dim=1, keepdim=True).values
+    thres_n = torch.where(same & ~eye, affinity, torch.full_like(affinity, torch.inf)).min(dim=1, keepdim=True).values
+    tp = same & ((affinity > thres_p) | eye)
+    fp = ~same & (affinity > thres_n)
+    return Marks(tp=tp, fn=same & ~tp, fp=fp, tn=~same & ~fp, thres_p=thres_p, thres_n=thres_n)
+
+
+def rectified_target(a_new: Tensor, a_old: Tensor, labels: Tensor) -> Tensor:
+    """The row-normalised R-STKT target T from the new and old models' (N, N) batch affinities.
+
+    Where the old model is right: A_old; old wrong, new right: A_new; both FN: the larger of the two
+    rows' Thres_P; both FP: the smaller of the two rows' Thres_N.
+    """
+    same = labels[:, None] == labels[None, :]
+    new, old = correctness_marks(a_new, same), correctness_marks(a_old, same)
+    target = torch.where(old.right, a_old, torch.zeros_like(a_new))
+    target = torch.where(~old.right & new.right, a_new, target)
+    target = torch.where(old.fn & new.fn, torch.maximum(new.thres_p, old.thres_p).expand_as(a_new), target)
+    target = torch.where(old.fp & new.fp, torch.minimum(new.thres_n, old.thres_n).expand_as(a_new), target)
+    return target / target.sum(dim=1, keepdim=True)
+
+
+def rstkt_loss(feats_new: Tensor, feats_old: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
+    """KL(T ‖ A_new), batchmean, with A = softmax_row(cos / temperature) of each model's batch features.
+
+    As in the released code the target is not detached: it also carries the new model's gradient.
+    """
+    a_new = cosine_affinity(feats_new, temperature=temperature)
+    a_old = cosine_affinity(feats_old.detach(), temperature=temperature)
+    target = rectified_target(a_new, a_old, labels)
+    return F.kl_div(log_cosine_affinity(feats_new, temperature), target, reduction="batchmean")

@@ -1,0 +1,30 @@
+"""VA-prompt growth (docs/methods/pad.md#prompts): new E-prompt slots for every domain, older slots frozen."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from avalanche.core import SupervisedPlugin
+
+from pad_bench.config import per_domain
+
+
+def domain_slot_counts(table: int | Sequence[int], n_domains: int, pool_size: int) -> list[int]:
+    """New slots per domain: table[i] (an int, or a list whose last entry repeats), except that the
+    last domain takes whatever the pool has left."""
+    counts = [int(per_domain(table, i)) for i in range(n_domains - 1)]
+    return counts + [max(pool_size - sum(counts), 0)]
+
+
+class PromptGrowthPlugin(SupervisedPlugin):
+    """Allocates `slots[i]` new slots of `strategy.prompt_pool` (a VAPromptPool) for training experience i.
+
+    Runs in `before_train_dataset_adaptation`, i.e. before `make_optimizer`: the new slots must be
+    trainable when the optimizer is built (docs/architecture.md#hook-order: Avalanche builds the optimizer before before_training_exp).
+    """
+
+    def __init__(self, slots: Sequence[int]):
+        super().__init__()
+        self.slots = list(slots)
+
+    def before_train_dataset_adaptation(self, strategy, **kwargs):
+        strategy.prompt_pool.allocate_new_domain_slots(per_domain(self.slots, strategy.exp_index))

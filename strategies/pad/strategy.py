@@ -1,0 +1,290 @@
+"""PAD (CVPR 2026; docs/methods/pad.md): CLIP-ReID per domain with VA-prompts on the
+image side, fresh TA-prompts and classifiers per domain, selective unfreezing, TEXKD and EMA-VISKD.
+
+Per experience (= domain): new E-slots (PromptGrowthPlugin, before the optimizer) -> fresh classifiers
+and TA-prompts -> trainable set and stage-2 optimizer -> EMA teacher (EMAVisKDPlugin) -> stage 1
+(cached `proj` features, only the TA-prompts train, + TEXKD via TexKDPlugin) -> the fixed text bank ->
+stage 2 (Avalanche's epoch loop: L_base + the KD terms). Evaluation uses the image encoder only.
+
+Two readings, chosen by `strategy.faithful_to` (each switch left null follows it; config.yaml records
+the resolved values):
+  paper (default): the text teacher is the frozen prompts at initialisation plus a *global* bank of
+    earlier domains' trained identity features (`texkd_teacher: global_bank`); VA keys learn
+    DualPrompt-style (`va_key_learning: pull_constraint`: in training top-k picks among the domain's
+    new slots and the pull term draws their keys to its queries; see VAPromptPool); tests use trained
+    slots only; the first domain is the first *position*; BNNeck biases stay frozen.
+  code (zu-zi/PAD ca2b557): the text teacher is the initial prompts only (`init_prompts`), keys stay
+    random (`none`), tests pick among every slot of the pool, 36 in the paper (`all_36`), first-domain
+    settings follow the dataset *name* (`first_domain_by: name`: under order 2 Market keeps KD off and a full unfreeze,
+    and the domain in first position trains with KD and the partial unfreeze), BNNeck biases train.
+    The `code` profile of pad.yaml adds the data-protocol rows (all IDs, detected CUHK03, ...).
+Ablation rows S0-S5 of docs/methods/pad.md#ablation-rows: `strategy.preset` (or strategies/pad/pad-s0.yaml ... pad-s5.yaml).
+
+Plugin interface offered to PAD's plugins: `prompt_pool`, `kd_active`, `text_bank`, `model`
+(PADNet: `text_features`, `text_bank`), `autocast()`, `seed`, `exp_index`, `loss_terms`; stage-1 hooks
+`start_stage1(strategy)` / `stage1_loss(strategy, image, labels)` on any plugin that defines them.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from pad_bench.config import get_dotted, per_domain, set_dotted
+from pad_bench.errors import UserError
+from .prompts import EVAL_ACTIVE_SLOTS, PADNet, VAPromptPool
+from .plugins.ema_viskd import BANKS, EMAVisKDPlugin
+from .plugins.prompt_growth import PromptGrowthPlugin, domain_slot_counts
+from .plugins.texkd import TexKDPlugin
+from pad_bench.registry import register_strategy
+from pad_bench.training.base import ReIDStrategy
+from .distill import FEATKD_REDUCTIONS, symmetric_supcon
+from pad_bench.training.losses import id_loss, reid_losses
+from .schedule import stage1_lr
+
+COMPONENTS = ("freeze", "va_prompt", "texkd", "viskd")
+PRESETS = {  # the ablation rows (docs/methods/pad.md#ablation-rows): (freeze, va_prompt, texkd, viskd)
+    "S0": (False, False, False, False),
+    "S1": (True, False, False, False),
+    "S2": (True, True, False, False),
+    "S3": (True, True, True, False),
+    "S4": (True, True, False, True),
+    "S5": (True, True, True, True),
+}
+FAITHFUL = {  # docs/methods/pad.md#paper-and-released-code, the method's rows: the paper reading and the released code
+    "paper": {"texkd_teacher": "global_bank", "va_key_learning": "pull_constraint",
+              "eval_active_slots": "trained_only", "first_domain_by": "position", "bnneck_bias": "frozen",
+              "logitkd_bank": "current", "ema_buffers": True, "featkd_reduction": "mean"},
+    "code": {"texkd_teacher": "init_prompts", "va_key_learning": "none", "eval_active_slots": "all_36",
+             "first_domain_by": "name", "bnneck_bias": "trainable", "logitkd_bank": "current",
+             "ema_buffers": True, "featkd_reduction": "mean"},
+}
+CHOICES = {
+    "texkd_teacher": ("global_bank", "init_prompts", "off"),
+    "va_key_learning": ("pull_constraint", "none"),
+    "eval_active_slots": EVAL_ACTIVE_SLOTS,
+    "first_domain_by": ("position", "name"),
+    "bnneck_bias": ("frozen", "trainable"),
+    "logitkd_bank": BANKS,
+    "ema_buffers": (True, False),
+    "featkd_reduction": FEATKD_REDUCTIONS,
+}
+# Per-domain tables (one entry per domain position, or one value for all); first_domain_by: name
+# moves row 0 (the first-domain settings) to the named domain.
+DOMAIN_TABLES = ("train.epochs", "train.batch_p", "train.random_erasing", "strategy.stage1_epochs",
+                 "strategy.milestones", "strategy.prompt_lr", "strategy.kd", "strategy.new_slots")
+PROMPT_PARAMS = ("va_prompt", "g_prompt", "e_prompt", "e_key", "prompt_learner")
+HEAD_PARAMS = ("reid.classifiers.", "reid.necks.")
+
+
+def resolve_switches(hp: dict) -> None:
+    """Components from `preset`, method switches from `faithful_to`, for every switch left null; validated."""
+    if hp["preset"] not in PRESETS:
+        raise UserError(f"strategy.preset must be one of {', '.join(PRESETS)}, got {hp['preset']!r}")
+    for name, on in zip(COMPONENTS, PRESETS[hp["preset"]]):
+        hp[name] = on if hp[name] is None else hp[name]
+        if not isinstance(hp[name], bool):
+            raise UserError(f"strategy.{name} must be true, false or null (follow the preset), got {hp[name]!r}")
+    if hp["faithful_to"] not in FAITHFUL:
+        raise UserError(f"strategy.faithful_to must be paper or code, got {hp['faithful_to']!r}")
+    for key, value in FAITHFUL[hp["faithful_to"]].items():
+        hp[key] = value if hp[key] is None else hp[key]
+        if hp[key] not in CHOICES[key] or isinstance(hp[key], bool) != isinstance(CHOICES[key][0], bool):
+            raise UserError(f"strategy.{key} must be one of {', '.join(map(str, CHOICES[key]))} "
+                            f"(or null: follow faithful_to), got {hp[key]!r}")
+
+
+def resolve_first_domain(cfg: dict) -> None:
+    """Set strategy.first_domain_index; with first_domain_by: name, swap row 0 of every per-domain table
+    with the named domain's row. Idempotent: a resolved index is kept."""
+    hp = cfg["strategy"]
+    if hp["first_domain_index"] is not None:
+        return
+    names = list(cfg["benchmark"]["domains"])
+    first = 0
+    if hp["first_domain_by"] == "name":
+        if hp["first_domain_name"] not in names:
+            raise UserError(f"strategy.first_domain_by is name but no training domain is called "
+                            f"{hp['first_domain_name']!r}; set strategy.first_domain_name to one of "
+                            f"{', '.join(names)} or use first_domain_by=position")
+        first = names.index(hp["first_domain_name"])
+        for key in DOMAIN_TABLES:
+            value = get_dotted(cfg, key)
+            nested = key == "strategy.milestones"  # a flat milestones list holds one schedule for all
+            if isinstance(value, list) and value and (isinstance(value[0], list) or not nested):
+                rows = [copy.deepcopy(per_domain(value, i)) for i in range(len(names))]
+                rows[0], rows[first] = rows[first], rows[0]
+                set_dotted(cfg, key, rows)
+    hp["first_domain_index"] = first
+
+
+def param_group(name: str) -> str:
+    """The optimizer group of a parameter name (docs/methods/pad.md#optimisation): prompt, head or backbone."""
+    if any(key in name for key in PROMPT_PARAMS):
+        return "prompt"
+    return "head" if name.startswith(HEAD_PARAMS) else "backbone"
+
+
+def pad_base_loss(out: dict, labels: Tensor, bank: Tensor, hp: dict,
+                  triplet_taps: tuple[str, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+    """L_base (docs/methods/pad.md#losses) on domain-local labels, plus the VA key-pull term when `out` has one.
+
+    Returns the loss and its unweighted terms."""
+    ce, tri = reid_losses(out, labels, hp, triplet_taps)
+    i2t = id_loss(out["proj"].float() @ bank.float().t(), labels, hp["label_smoothing"])
+    loss = hp["id_weight"] * ce + hp["triplet_weight"] * tri + hp["i2t_weight"] * i2t
+    terms = {"id": ce, "tri": tri, "i2t": i2t}
+    if "va_pull" in out:
+        loss = loss + hp["va_pull_weight"] * out["va_pull"]
+        terms["pull"] = out["va_pull"]
+    return loss, terms
+
+
+def pad_plugins(hp: dict, n_domains: int) -> list:
+    """The plugins the resolved switches ask for."""
+    plugins: list = []
+    if hp["va_prompt"]:
+        plugins.append(PromptGrowthPlugin(domain_slot_counts(hp["new_slots"], n_domains, hp["va_pool_size"])))
+    if hp["texkd"] and hp["texkd_teacher"] != "off":
+        plugins.append(TexKDPlugin(teacher=hp["texkd_teacher"], weight=hp["texkd_weight"],
+                                   temperature=hp["texkd_temperature"], scale=hp["texkd_logit_scale"],
+                                   extra_classes=hp["texkd_extra_classes"]))
+    if hp["viskd"]:
+        plugins.append(EMAVisKDPlugin(alpha=hp["ema_alpha"], feat_weight=hp["featkd_weight"],
+                                      logit_weight=hp["logitkd_weight"], temperature=hp["logitkd_temperature"],
+                                      featkd_reduction=hp["featkd_reduction"], ema_buffers=hp["ema_buffers"],
+                                      bank=hp["logitkd_bank"]))
+    return plugins
+
+
+@register_strategy("pad")
+class PAD(ReIDStrategy):
+    """PAD as a ReIDStrategy: two stages per domain, plugins for prompt growth, TEXKD and EMA-VISKD."""
+
+    def __init__(self, *, model: PADNet, cfg: dict, num_classes: list[int], class_offsets: list[int],
+                 device: str = "cpu", plugins: list | None = None, evaluator=None):
+        own = pad_plugins(cfg["strategy"], len(num_classes))
+        super().__init__(model=model, cfg=cfg, num_classes=num_classes, class_offsets=class_offsets,
+                         device=device, plugins=own + list(plugins or []), evaluator=evaluator)
+        self.text_bank: Tensor | None = None  # (C, D) of the current domain, fixed after stage 1
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def finalize_config(cls, cfg: dict) -> None:
+        resolve_switches(cfg["strategy"])
+        resolve_first_domain(cfg)
+
+    @classmethod
+    def build_model(cls, cfg: dict, bench) -> PADNet:
+        from pad_bench.models import create_model
+
+        hp, m = cfg["strategy"], cfg["model"]
+        reid = create_model(m["name"], num_classes=0, weights=m.get("weights"),
+                            image_size=tuple(cfg["protocol"]["image_size"]), text_tower=True,
+                            bnneck_bias_trainable=hp["bnneck_bias"] == "trainable")
+        pool = None
+        if hp["va_prompt"]:
+            pool = VAPromptPool(num_layers=len(reid.backbone.blocks), dim=reid.backbone.width,
+                                pool_size=hp["va_pool_size"], prompt_len=hp["va_prompt_len"], g_len=hp["va_g_len"],
+                                top_k=hp["va_top_k"], eval_active_slots=hp["eval_active_slots"],
+                                learn_keys=hp["va_key_learning"] == "pull_constraint")
+        return PADNet(reid, pool)
+
+    # ---- interface for PAD's plugins ----------------------------------------------------------
+    @property
+    def prompt_pool(self) -> VAPromptPool:
+        return self.model.va_prompt
+
+    @property
+    def kd_active(self) -> bool:
+        """Whether distillation applies in the current domain (the per-domain `kd` table)."""
+        return bool(per_domain(self.hp["kd"], self.exp_index))
+
+    @property
+    def is_first_domain(self) -> bool:
+        return self.exp_index == self.hp["first_domain_index"]
+
+    # ---- ReIDStrategy hooks -------------------------------------------------------------------
+    def adapt_model(self) -> None:
+        self.model.new_domain(self.num_classes_per_exp[self.exp_index])
+
+    def configure_trainable(self) -> None:
+        hp = self.hp
+        self.model.set_trainable(full_backbone=not hp["freeze"] or self.is_first_domain,
+                                 last_n=hp["unfreeze_last_n"], ln_post_proj=hp["train_ln_post_proj"],
+                                 neck_bias=hp["bnneck_bias"] == "trainable")
+
+    def param_groups(self) -> list[dict]:
+        hp = self.hp
+        groups: dict[str, list] = {"prompt": [], "head": [], "backbone": []}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                groups[param_group(name)].append(p)
+        prompt_lr = float(per_domain(hp["prompt_lr"], self.exp_index))
+        return [{"name": "prompt", "params": groups["prompt"], "lr": prompt_lr, "weight_decay": 0.0}] + [
+            {"name": g, "params": groups[g], "lr": hp["lr"], "weight_decay": hp["weight_decay"]}
+            for g in ("head", "backbone")]
+
+    def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
+        loss, terms = pad_base_loss(out, self.local_labels, self.text_bank, self.hp, self.model.backbone.triplet_taps)
+        self.loss_terms.update({k: float(v.detach()) for k, v in terms.items()})
+        return loss
+
+    # ---- stage 1 ------------------------------------------------------------------------------
+    def _before_training_exp(self, **kwargs):
+        super()._before_training_exp(**kwargs)  # slots, heads, trainable set, stage-2 optimizer, EMA teacher
+        self.train_stage1()
+
+    def train_stage1(self) -> None:
+        """Train this domain's TA-prompts on cached image features (docs/methods/pad.md#per-domain-procedure), then fix the text bank."""
+        hp = self.hp
+        cache = self.extract(self.experience.dataset, keys=("proj",))
+        feats, labels = cache["proj"], cache["labels"] - self.class_offsets[self.exp_index]
+        ctx = self.model.prompt_learner.cls_ctx
+        ctx.requires_grad_(True)
+        base_lr = float(per_domain(hp["prompt_lr"], self.exp_index))
+        optimizer = torch.optim.Adam([ctx], lr=base_lr, weight_decay=0.0)
+        epochs = int(per_domain(hp["stage1_epochs"], self.exp_index))
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.exp_index)
+        hooked = [p for p in self.plugins if hasattr(p, "stage1_loss")]
+        for p in hooked:
+            p.start_stage1(self)
+        for epoch in range(1, epochs + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = stage1_lr(epoch, base_lr, epochs, lr_min=hp["stage1_lr_min"],
+                                        warmup_lr=hp["stage1_warmup_lr"], warmup_epochs=hp["stage1_warmup_epochs"])
+            for idx in torch.randperm(len(labels), generator=generator).split(hp["stage1_batch"]):
+                idx = idx.to(feats.device)
+                loss = self.stage1_loss(feats[idx], labels[idx], hooked)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        ctx.requires_grad_(False)
+        self.loss_terms.clear()  # stage-2 terms only on the progress bar from here on
+        with self.autocast():
+            self.text_bank = self.model.text_bank()
+
+    def stage1_loss(self, image: Tensor, labels: Tensor, hooked: list) -> Tensor:
+        """Symmetric SupCon between cached image features and their identities' prompts, plus plugin terms."""
+        with self.autocast():
+            text = self.model.text_features(labels).float()
+        loss = symmetric_supcon(image, text, labels)
+        self.loss_terms["supcon"] = float(loss.detach())
+        for p in hooked:
+            term = p.stage1_loss(self, image, labels)
+            if term is not None:
+                loss = loss + term
+        return loss
+
+    # ---- accounting ---------------------------------------------------------------------------
+    def param_report(self) -> dict:
+        """The base report plus prompt storage (params, MiB at fp16) and the image-side trainable ratio."""
+        report = super().param_report()
+        storage = self.model.prompt_storage()
+        n_prompt = sum(storage.values())
+        image_total = sum(p.numel() for p in self.model.image_parameters())
+        report.update(storage, prompt_params=n_prompt, prompt_mib_fp16=n_prompt * 2 / 2**20,
+                      image_params=image_total,
+                      trainable_ratio_image=report["trainable_params"] / max(image_total, 1))
+        return report
