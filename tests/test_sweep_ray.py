@@ -21,7 +21,7 @@ from ray_cluster import LOOPBACK_HOSTS, LoopbackCluster, kill_tree, process_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray test at a time, same worker
 
-SWEEP_TIMEOUT = 240
+SWEEP_TIMEOUT = 400
 
 
 def write_spec(path: Path, synth_root: Path, **keys) -> Path:
