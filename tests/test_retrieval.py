@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pad_bench.metrics import evaluate_retrieval
+from pad_bench.metrics import retrieval
 from pad_bench.metrics.retrieval import auto_chunk_size
 
 
@@ -80,6 +81,54 @@ def test_torch_inputs_give_the_numpy_result(dtype):
     assert_same(evaluate_retrieval(*tensors, chunk_size=9), reference_eval(*data))
 
 
+@pytest.mark.parametrize("bin_bits", [1, 2, 6])
+@pytest.mark.parametrize("seed", [0, 4])
+def test_coarse_bins_change_nothing(monkeypatch, bin_bits, seed):
+    # Few bins put most negatives, and several positives, in shared bins: the exact-comparison path.
+    monkeypatch.setattr(retrieval, "_BIN_BITS", bin_bits)
+    monkeypatch.setattr(retrieval, "NUM_BINS", 1 << bin_bits)
+    for integer in (True, False):
+        data = random_split(seed, nq=30, ng=120, integer=integer)
+        assert_same(evaluate_retrieval(*data, max_rank=10, chunk_size=8), reference_eval(*data, max_rank=10))
+
+
+def test_ranking_a_few_rows_of_a_block_at_a_time_changes_nothing(monkeypatch):
+    data = random_split(2)
+    monkeypatch.setattr(retrieval, "CPU_CACHE_BYTES", 3 * 5 * len(data[1]))  # 3 rows per step
+    assert_same(evaluate_retrieval(*data, max_rank=20, chunk_size=16), reference_eval(*data, max_rank=20))
+
+
+def test_all_distances_equal_rank_by_gallery_index():
+    # A collapsed model: every feature is the same, so the ranking is the gallery order.
+    # Query pid 1 cam 0; gallery pids [2, 1, 1, 3, 1, 0], cams [0, 0, 1, 0, 2, 0]:
+    # index 1 is junk; kept order 0(neg) 2(hit) 3(neg) 4(hit) 5(neg) -> hits at ranks 2 and 4.
+    # AP = (1/2 + 2/4) / 2 = 0.5, INP = 2/4, first hit at rank 2.
+    out = evaluate_retrieval(np.ones((1, 4)), np.ones((6, 4)), [1], [2, 1, 1, 3, 1, 0], [0], [0, 0, 1, 0, 2, 0],
+                             max_rank=3)
+    assert out["mAP"] == pytest.approx(0.5, abs=1e-12)
+    assert out["mINP"] == pytest.approx(0.5, abs=1e-12)
+    np.testing.assert_array_equal(out["cmc"], [0, 1, 1])
+
+
+def test_ties_between_hits_and_negatives_in_the_middle_of_the_ranking():
+    # Query at 0 (pid 1, cam 0). Gallery x (index: pid, cam):
+    #   0: x=2 pid 5 | 1: x=1 pid 1 cam 1 | 2: x=2 pid 1 cam 2 | 3: x=2 pid 6 | 4: x=3 pid 1 cam 1 | 5: x=1 pid 7
+    # Ranked by (distance, index): 1(hit) 5(neg) 0(neg) 2(hit) 3(neg) 4(hit) -> hits at ranks 1, 4, 6.
+    # AP = (1/1 + 2/4 + 3/6) / 3 = 2/3; INP = 3/6.
+    gx = np.array([[2.0], [1.0], [2.0], [2.0], [3.0], [1.0]])
+    out = evaluate_retrieval(np.zeros((1, 1)), gx, [1], [5, 1, 1, 6, 1, 7], [0], [0, 1, 2, 0, 1, 0], max_rank=6)
+    assert out["mAP"] == pytest.approx(2 / 3, abs=1e-12)
+    assert out["mINP"] == pytest.approx(0.5, abs=1e-12)
+    np.testing.assert_array_equal(out["cmc"], [1, 1, 1, 1, 1, 1])
+
+
+def test_non_finite_features_raise():
+    feats = np.zeros((2, 3))
+    feats[1, 2] = np.nan
+    with pytest.raises(ValueError, match="gallery_feats holds NaN"):
+        evaluate_retrieval(np.zeros((1, 3)), feats, [1], [1, 2], [0], [1, 1])
+
+
 def test_golden_single_query():
     # Query pid 1 cam 0 at x=0; gallery on a line, one item per distance:
     # x=1 pid 1 cam 0 -> junk (removed); x=2 pid 2 -> negative, rank 1; x=3 pid 1 cam 1 -> hit, rank 2;
@@ -143,3 +192,8 @@ def test_auto_chunk_size_shrinks_with_the_gallery():
     assert market > msmt >= 1
     assert auto_chunk_size(10**12) == 1
     assert auto_chunk_size(82_161, element_size=8) < msmt
+
+
+def test_empty_query_set_has_no_valid_query():
+    with pytest.raises(ValueError, match="no valid query"):
+        evaluate_retrieval(np.zeros((0, 3)), np.ones((4, 3)), [], [1, 2, 3, 4], [], [0, 0, 5, 5])
