@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any config key with a dotted name, e.g. train.epochs=2 (repeatable)")
     r.add_argument("--resume", action="store_true", help="continue a killed run from its last experience")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--dry-run", action="store_true",
+                   help="resolve the config, build the stream and the model, print what every domain would "
+                        "run with (epochs, LRs, batch, KD, trainable set) and exit: no training, no run directory")
+    r.add_argument("--json", action="store_true", help="with --dry-run: print a JSON list, one object per domain")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="synthetic stream, every strategy on clip-tiny, then compare")
@@ -117,13 +121,45 @@ def resolve_run_config(args) -> dict:
 
 
 def cmd_run(args) -> int:
+    if args.json and not args.dry_run:
+        raise UserError("--json only applies to --dry-run; add --dry-run or drop --json")
     cfg = resolve_run_config(args)
+    if args.dry_run:
+        from .training.runner import plan
+
+        rows = plan(cfg)
+        print(json.dumps(rows, indent=2) if args.json else format_plan(rows))
+        return 0
     from .training.runner import execute, run_name
 
     path = execute(cfg, Path(args.out) / (args.name or run_name(cfg)), resume=args.resume,
                    progress=not args.no_progress)
     print(f"run directory: {path}")
     return 0
+
+
+PLAN_COLUMNS = (("position", "pos"), ("domain", "domain"), ("stage1_epochs", "s1 ep"), ("epochs", "epochs"),
+                ("milestones", "milestones"), ("lr", "LR per group"), ("batch", "batch"), ("stage1_batch", "s1 batch"),
+                ("random_erasing", "RE p"), ("kd", "KD"), ("new_slots", "new slots"), ("unfreeze", "unfreeze"),
+                ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
+
+
+def format_plan(rows: list[dict]) -> str:
+    """The dry run's per-domain table; columns a strategy does not report are left out."""
+    def cell(row: dict, key: str) -> str:
+        if key == "batch":
+            return f"{row['batch_p']}x{row['batch_k']}"
+        value = row.get(key)
+        if isinstance(value, dict):
+            return " ".join(f"{k}={v:g}" for k, v in value.items())
+        if isinstance(value, list):
+            return ",".join(map(str, value)) or "-"
+        return "on" if value is True else "off" if value is False else str(value)
+
+    cols = [(k, h) for k, h in PLAN_COLUMNS if k == "batch" or any(r.get(k) is not None for r in rows)]
+    table = [[h for _, h in cols]] + [[cell(r, k) for k, _ in cols] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table)
 
 
 def cmd_demo(args) -> int:

@@ -44,11 +44,11 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}. Lists and scalars are leaves."""
+    """{'a': {'b': 1}} -> {'a.b': 1}. Lists, scalars and per-dataset tables (see per_domain) are leaves."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and v and not is_dataset_table(v):
             out.update(flatten(v, key + "."))
         else:
             out[key] = v
@@ -73,6 +73,10 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
 def _type_ok(default: Any, value: Any) -> bool:
     if default is None or value is None:
         return True
+    if is_dataset_table(value):  # per-dataset tables: every entry like the default (or its default entry)
+        return all(_type_ok(default, v) for v in value.values())
+    if is_dataset_table(default):
+        return _type_ok(default[TABLE_DEFAULT], value)
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, (int, float)) and isinstance(value, (int, float)):
@@ -290,7 +294,45 @@ def validate(cfg: dict) -> None:
 
 
 def per_domain(value: Any, index: int) -> Any:
-    """A config value that is either one scalar or one entry per training domain."""
+    """A resolved per-domain value: one scalar, or one entry per training domain (the last repeats)."""
     if isinstance(value, list):
         return value[min(index, len(value) - 1)]
     return value
+
+
+# ---- per-domain tables ------------------------------------------------------------------------
+# A per-domain setting is written in one of three forms:
+#   a scalar (every domain), a list (one entry per training position, the last repeats), or a
+#   per-dataset table: a mapping from dataset names to values with a `default` entry for the other
+#   datasets and optionally a `first` entry for the first domain (which domain that is, is the
+#   strategy's choice: position 0 unless it says otherwise). Tables are leaves of the config: `--set
+#   train.epochs=2` replaces a whole table. resolve_dataset_tables turns every table into a list by
+#   position before the run starts, so config.yaml records what each position runs.
+TABLE_DEFAULT, TABLE_FIRST = "default", "first"
+
+
+def is_dataset_table(value: Any) -> bool:
+    return isinstance(value, dict) and TABLE_DEFAULT in value
+
+
+def dataset_table_row(table: dict, name: str, is_first: bool) -> Any:
+    """The entry of a per-dataset table for dataset `name`: `first` wins for the first domain, then
+    the dataset's own entry, then `default`."""
+    if is_first and TABLE_FIRST in table:
+        return table[TABLE_FIRST]
+    return table.get(name, table[TABLE_DEFAULT])
+
+
+def resolve_dataset_tables(cfg: dict, first_index: int | None = 0) -> dict[str, list]:
+    """Replace every per-dataset table under train/strategy by a list over the benchmark's domains;
+    `first_index` is the position the `first` entries go to (None: nowhere). Returns the resolved
+    keys and their lists; an already resolved config is left as it is."""
+    names = list(cfg["benchmark"]["domains"])
+    resolved = {}
+    for section in ("train", "strategy"):
+        for key, value in flatten(cfg[section], section + ".").items():
+            if is_dataset_table(value):
+                rows = [copy.deepcopy(dataset_table_row(value, n, i == first_index)) for i, n in enumerate(names)]
+                set_dotted(cfg, key, rows)
+                resolved[key] = rows
+    return resolved

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.strategies.pad.distill import (ema_tensors, ema_update_, feat_kd, logit_kd, make_ema_teacher, supcon,
-                                              symmetric_supcon, texkd_class_set, texkd_loss)
-from pad_bench.strategies.pad.prompts import PADNet, VAPromptPool
+from pad_bench.strategies.pad.distill import (ema_update_, feat_kd, logit_kd, supcon, symmetric_supcon,
+                                              texkd_class_set, texkd_loss)
+from pad_bench.strategies.pad.prompts import ImageTeacher, PADNet, VAPromptPool
 
 from conftest import tiny_sets
 
@@ -94,16 +94,18 @@ def test_selection_topk_by_cosine_over_active_keys_only():
 
 @pytest.mark.parametrize("learn_keys", [True, False])
 @pytest.mark.parametrize("mode", ["trained_only", "all_36"])
-def test_selectable_slots(mode, learn_keys):
-    pool = tiny_net(eval_active_slots=mode, learn_keys=learn_keys).va_prompt
+@pytest.mark.parametrize("module_mode", ["train", "eval"])
+def test_selectable_slots(mode, learn_keys, module_mode):
+    """The rule is named by the caller: the module's train/eval mode changes nothing (issue: the EMA
+    teacher and the stage-1 cache run in eval mode and must use the training rule)."""
+    pool = tiny_net(eval_active_slots=mode, learn_keys=learn_keys).va_prompt.train(module_mode == "train")
     pool.allocate_new_domain_slots(2)
-    assert pool.selectable_ranges() == [(0, 2)] * 3
+    assert pool.selectable_ranges("train") == [(0, 2)] * 3
     pool.allocate_new_domain_slots(3)
-    assert pool.selectable_ranges() == [(2 if learn_keys else 0, 5)] * 3  # training: this domain's slots
+    assert pool.selectable_ranges("train") == [(2 if learn_keys else 0, 5)] * 3  # training: this domain's slots
+    assert pool.selectable_ranges("test") == [(0, 5 if mode == "trained_only" else 6)] * 3
     pool.allocate_new_domain_slots(0)
-    assert pool.selectable_ranges() == [(0, 5)] * 3  # no new slots: every allocated one
-    pool.eval()
-    assert pool.selectable_ranges() == [(0, 5 if mode == "trained_only" else 6)] * 3
+    assert pool.selectable_ranges("train") == [(0, 5)] * 3  # no new slots: every allocated one
 
 
 def test_pull_term_trains_keys_only_in_training():
@@ -119,7 +121,9 @@ def test_pull_term_trains_keys_only_in_training():
     with torch.no_grad():
         net.va_prompt.e_key -= 0.5 * net.va_prompt.e_key.grad
     assert net(x)["va_pull"].item() < out["va_pull"].item()  # keys move towards their queries
-    assert "va_pull" not in net.eval()(images(net))
+    assert "va_pull" not in net(images(net), slot_rule="test")
+    with torch.no_grad():  # the EMA teacher and the stage-1 cache: no pull term
+        assert "va_pull" not in net(images(net))
     assert "va_pull" not in tiny_net(learn_keys=False)(images(net))
 
 
@@ -283,25 +287,107 @@ def test_logitkd_matches_hand_computation():
     assert logit_kd(ps, pt, bank, 4.0).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_ema_update_formula_and_scope():
-    student = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2), torch.nn.Linear(2, 2))
-    student[2].requires_grad_(False)  # frozen: shared with the teacher, not averaged
-    teacher = make_ema_teacher(student)
-    assert teacher[2].weight is student[2].weight and teacher[0].weight is not student[0].weight
+def later_domain_net(**pool_kw) -> PADNet:
+    """A PADNet in its second domain: 2 slots of domain 1 frozen, 2 new ones, the last block trainable."""
+    net = tiny_net(**pool_kw)
+    net.new_domain(3)
+    net.va_prompt.allocate_new_domain_slots(2)
+    net.va_prompt.allocate_new_domain_slots(2)
+    net.set_trainable(full_backbone=False, last_n=1, ln_post_proj=False, neck_bias=False)
+    return net
+
+
+def test_ema_teacher_holds_only_the_image_tensors_that_train():
+    net = later_domain_net()
+    teacher = ImageTeacher.of(net)
+    names = {n for n, _ in teacher.named_parameters()} | {n for n, _ in teacher.named_buffers()}
+    assert not any("attn_mask" in n or "token_embedding" in n or "ln_final" in n for n in names)  # no text tower
+    visual = net.backbone.clip.visual
+    own = {id(t) for t in teacher.parameters()}
+    for p in visual.parameters():  # frozen: the student's own tensor; trainable: a copy
+        assert (id(p) in own) == (not p.requires_grad)
+    t_list, s_list = teacher.ema_pairs(net)
+    trainable = [p for p in list(visual.parameters()) + list(net.va_prompt.parameters()) if p.requires_grad]
+    assert [id(p) for p in s_list] == [id(p) for p in trainable] and len(t_list) == len(s_list)
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_ema_update_equals_the_plain_formula_and_keeps_frozen_tensors():
+    net = later_domain_net()
+    teacher = ImageTeacher.of(net)
     with torch.no_grad():
-        for p in student[0].parameters():
-            p.add_(1.0)
-        student[1].running_mean.fill_(2.0)
-    t_before = {n: v.clone() for n, v in teacher.state_dict().items()}
-    s_now = student.state_dict()
-    ema_update_(*ema_tensors(teacher, student, buffers=True), 0.997)
-    for name in ("0.weight", "0.bias", "1.weight", "1.running_mean", "1.running_var"):
-        hand = 0.997 * t_before[name] + 0.003 * s_now[name]
-        assert torch.allclose(teacher.state_dict()[name], hand, atol=1e-7), name
-    teacher_params, _ = ema_tensors(teacher, student, buffers=False)
-    averaged = list(teacher[0].parameters()) + list(teacher[1].parameters())
-    assert {id(t) for t in teacher_params} == {id(p) for p in averaged}
+        for p in net.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p))
+    t_list, s_list = teacher.ema_pairs(net)
+    before = [t.clone() for t in t_list]
+    frozen = {n: p.clone() for n, p in teacher.named_parameters() if not any(p is s for s in t_list)}
+    ema_update_(t_list, s_list, 0.997)
+    for t, t0, s in zip(t_list, before, s_list):
+        assert torch.allclose(t, 0.997 * t0 + 0.003 * s, atol=1e-6, rtol=0)  # θ_t ← α·θ_t + (1-α)·θ_s, to fp32 rounding
+    assert all(torch.equal(p, frozen[n]) for n, p in teacher.named_parameters() if n in frozen)
+    assert torch.isfinite(teacher(images(net))["proj"]).all()  # the text tower's -inf mask is not averaged
+
+
+@pytest.mark.parametrize("learn_keys", [True, False])
+def test_teacher_and_stage1_cache_use_the_students_training_selection(learn_keys):
+    """Issue items 1 and 3: under eval_active_slots=all_36 the test rule may pick never-allocated slots,
+    but the EMA teacher (eval mode) and the eval-mode cache forward pick exactly as the student does."""
+    net = later_domain_net(eval_active_slots="all_36", learn_keys=learn_keys)
+    x = images(net)
+    with torch.no_grad():  # allocated keys 0 (cos 0), never-allocated ones k and -k: one of them beats 0
+        pool = net.va_prompt
+        pool.e_key[:, :4] = 0.0
+        pool.e_key[:, 5] = -pool.e_key[:, 4]
+        pool.e_prompt[:, 4:] = 5.0  # so that picking them shows in the output
+        student = net(x)["proj"]
+        teacher = ImageTeacher.of(net)(x)["proj"]
+        cache = net.eval()(x)["proj"]  # stage-1 caching runs in eval mode with the default rule
+        test = net(x, slot_rule="test")["proj"]
+    assert torch.equal(teacher, student) and torch.equal(cache, student)
+    assert not torch.allclose(test, student)  # the test rule differs (here it picks the unallocated slots)
+
+
+def test_sdpa_block_loop_matches_the_stock_blocks():
+    net = later_domain_net()
+    x = images(net, 3)
+    bb = net.backbone
+    prompter = net.va_prompt.prompter("train")
+
+    def reference(img):  # the documented prompt-tuning loop on open_clip's own blocks
+        v = bb.clip.visual
+        h = v.conv1(img).flatten(2).transpose(1, 2)
+        h = torch.cat([v.class_embedding.expand(h.shape[0], 1, -1), h], dim=1) + v.positional_embedding
+        h = v.ln_pre(h)
+        for i, blk in enumerate(bb.blocks):
+            p = prompter(i, h)
+            h = blk(torch.cat([h[:, :1], p, h[:, 1:]], dim=1))
+            h = torch.cat([h[:, :1], h[:, 1 + p.shape[1]:]], dim=1)
+            if i == len(bb.blocks) - 2:
+                x11 = h[:, 0]
+        return x11, v.ln_post(h[:, 0]) @ v.proj
+
+    with torch.no_grad():
+        x11, proj = reference(x)
+        out = bb(x, prompter=prompter)
+    assert torch.allclose(out["x11"], x11, atol=1e-5) and torch.allclose(out["proj"], proj, atol=1e-5)
+
+
+def test_checkpoint_leaves_out_the_text_tower_and_checks_it():
+    from pad_bench.training.checkpoint import CONSTANT_SHA, load_model_state, model_state
+
+    net = later_domain_net()
+    state = model_state(net)
+    text = [n for n, _ in text_tower_params(net)]
+    assert text and not set(text) & set(state) and CONSTANT_SHA in state
+    assert "reid.backbone.clip.visual.proj" in state and "va_prompt.e_prompt" in state
+    torch.manual_seed(0)
+    fresh = tiny_net()  # same seed as later_domain_net's model: the same text tower
+    load_model_state(fresh, state)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), net.state_dict().values()))
+    other = tiny_net()  # another draw of the random text tower
+    with pytest.raises(UserError, match="frozen weights differ"):
+        load_model_state(other, state)
 
 
 # ---- switches, tables and schedules --------------------------------------------------------------
@@ -325,7 +411,7 @@ def test_presets_and_faithful_switches():
     hp = cfg["strategy"]
     assert (hp["texkd_teacher"], hp["va_key_learning"], hp["eval_active_slots"], hp["first_domain_by"]) == (
         "init_prompts", "none", "trained_only", "name")
-    for key, bad in (("preset", "S9"), ("faithful_to", "both"), ("logitkd_bank", "global"), ("ema_buffers", 1)):
+    for key, bad in (("preset", "S9"), ("faithful_to", "both"), ("logitkd_bank", "global"), ("featkd_reduction", 1)):
         cfg = resolve_config(benchmark="synth", strategy="pad", sets={f"strategy.{key}": bad})
         with pytest.raises(UserError, match=f"strategy.{key}"):
             PAD.finalize_config(cfg)
@@ -341,25 +427,97 @@ def test_code_profile_carries_the_data_protocol():
     assert cfg["protocol"]["unseen_protocol"] == "single_split"
 
 
-def test_first_domain_by_name_moves_first_domain_rows_order2():
+# The released configs/pad.yml (zu-zi/PAD ca2b557): shared settings, then DOMAINS overrides keyed by
+# dataset name; train_lifelong.py turns KD off and unfreezes everything when there is no previous
+# checkpoint (position 0), and gives every later position the partial unfreeze.
+RELEASED_SHARED = {"stage1_epochs": 12, "epochs": 25, "milestones": [14, 22], "prompt_lr": 5e-3, "kd": True,
+                   "batch": 64, "stage1_batch": 64, "random_erasing": 0.5, "new_slots": 8}
+RELEASED_BY_NAME = {
+    "market1501": {"stage1_epochs": 20, "epochs": 30, "milestones": [18, 26], "prompt_lr": 2e-3, "kd": False},
+    "msmt17": {"stage1_epochs": 15, "epochs": 32, "milestones": [18, 28]},
+    "cuhk03": {"stage1_batch": 48, "batch": 48, "stage1_epochs": 10, "epochs": 28, "milestones": [16, 24],
+               "random_erasing": 0.6, "new_slots": 4},
+}
+FIRST_DOMAIN = RELEASED_BY_NAME["market1501"]  # what the paper calls the first domain's settings
+
+
+def released_rows(domains: list[str]) -> list[dict]:
+    """The reference rule: look the settings up by dataset name; position 0 trains without KD."""
+    rows = [{**RELEASED_SHARED, **RELEASED_BY_NAME.get(d, {})} for d in domains]
+    rows[0]["kd"] = False
+    return rows
+
+
+def paper_rows(domains: list[str]) -> list[dict]:
+    """The paper reading: first-domain settings at position 0, dataset-specific ones by dataset."""
+    specific = {d: o for d, o in RELEASED_BY_NAME.items() if o is not FIRST_DOMAIN}
+    rows = [{**RELEASED_SHARED, **specific.get(d, {})} for d in domains]
+    rows[0].update(FIRST_DOMAIN)
+    return rows
+
+
+def resolved_rows(cfg: dict) -> list[dict]:
+    from pad_bench.config import per_domain
+    from pad_bench.strategies.pad.plugins.prompt_growth import domain_slot_counts
+
+    hp, tr = cfg["strategy"], cfg["train"]
+    n = len(cfg["benchmark"]["domains"])
+    slots = domain_slot_counts(hp["new_slots"], n, hp["va_pool_size"])
+    return [{"stage1_epochs": per_domain(hp["stage1_epochs"], i), "epochs": per_domain(tr["epochs"], i),
+             "milestones": per_domain(hp["milestones"], i), "prompt_lr": per_domain(hp["prompt_lr"], i),
+             "kd": per_domain(hp["kd"], i), "batch": per_domain(tr["batch_p"], i) * tr["batch_k"],
+             "stage1_batch": per_domain(hp["stage1_batch"], i), "random_erasing": per_domain(tr["random_erasing"], i),
+             "new_slots": slots[i]} for i in range(n)]
+
+
+@pytest.mark.parametrize("benchmark", ["aka-order1", "aka-order2"])
+@pytest.mark.parametrize("faithful", ["code", "paper"])
+def test_per_domain_tables_follow_the_reference_rule(benchmark, faithful):
     from pad_bench.strategies.pad.strategy import PAD
 
-    cfg = resolve_config(benchmark="aka-order2", strategy="pad", sets={"strategy.first_domain_by": "name"})
+    cfg = resolve_config(benchmark=benchmark, strategy="pad", sets={"strategy.faithful_to": faithful})
     PAD.finalize_config(cfg)
-    hp = cfg["strategy"]
-    assert cfg["benchmark"]["domains"][2] == "market1501" and hp["first_domain_index"] == 2
-    assert hp["kd"] == [True, True, False, True, True]  # the order-2 trap: Market keeps KD off
-    assert hp["prompt_lr"][2] == 2e-3 and hp["stage1_epochs"][2] == 20 and hp["milestones"][2] == [18, 26]
-    assert cfg["train"]["epochs"] == [25, 25, 30, 32, 28] and cfg["train"]["batch_p"][4] == 12
+    domains = cfg["benchmark"]["domains"]
+    expected = released_rows(domains) if faithful == "code" else paper_rows(domains)
+    assert resolved_rows(cfg) == expected
     PAD.finalize_config(cfg)  # idempotent
-    assert hp["kd"] == [True, True, False, True, True]
-    cfg = resolve_config(benchmark="aka-order2", strategy="pad")
+    assert resolved_rows(cfg) == expected
+
+
+def test_order2_tables_by_hand():
+    """Order 2 = Duke, MSMT17, Market, CUHK-SYSU, CUHK03, written out."""
+    from pad_bench.strategies.pad.strategy import PAD
+
+    cfg = resolve_config(benchmark="aka-order2", strategy="pad", profile="code")
     PAD.finalize_config(cfg)
-    assert cfg["strategy"]["first_domain_index"] == 0 and cfg["strategy"]["kd"][0] is False
+    hp, tr = cfg["strategy"], cfg["train"]
+    assert hp["kd"] == [False, True, False, True, True]  # Duke: no teacher; Market: its named override
+    assert hp["stage1_epochs"] == [12, 15, 20, 12, 10] and tr["epochs"] == [25, 32, 30, 25, 28]
+    assert hp["milestones"] == [[14, 22], [18, 28], [18, 26], [14, 22], [16, 24]]
+    assert hp["prompt_lr"] == [5e-3, 5e-3, 2e-3, 5e-3, 5e-3] and hp["stage1_batch"] == [64, 64, 64, 64, 48]
+    cfg = resolve_config(benchmark="aka-order2", strategy="pad")  # paper: the first position gets them
+    PAD.finalize_config(cfg)
+    hp, tr = cfg["strategy"], cfg["train"]
+    assert hp["kd"] == [False, True, True, True, True] and hp["prompt_lr"] == [2e-3, 5e-3, 5e-3, 5e-3, 5e-3]
+    assert hp["stage1_epochs"] == [20, 15, 12, 12, 10] and tr["epochs"] == [30, 32, 25, 25, 28]
+    assert tr["batch_p"] == [16, 16, 16, 16, 12] and tr["random_erasing"] == [0.5, 0.5, 0.5, 0.5, 0.6]
     cfg = resolve_config(benchmark="synth", strategy="pad", sets={"strategy.first_domain_by": "name",
                                                                   "strategy.first_domain_name": "market1501"})
     with pytest.raises(UserError, match="first_domain_name"):
         PAD.finalize_config(cfg)
+
+
+def test_a_set_replaces_a_whole_table():
+    from pad_bench.strategies.pad.strategy import PAD
+
+    from pad_bench.config import parse_set
+
+    sets = parse_set(["train.epochs=2", "strategy.stage1_epochs={default: 1, msmt17: 3}"])
+    cfg = resolve_config(benchmark="aka-order2", strategy="pad", sets=sets)
+    PAD.finalize_config(cfg)
+    assert cfg["train"]["epochs"] == 2 and cfg["strategy"]["stage1_epochs"] == [1, 3, 1, 1, 1]
+    with pytest.raises(UserError, match="train.epochs"):
+        resolve_config(benchmark="aka-order2", strategy="pad", sets=parse_set(["train.epochs={default: many}"]))
 
 
 def test_schedules():

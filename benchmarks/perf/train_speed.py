@@ -1,14 +1,17 @@
 """Training throughput in one process: a PAD later-domain stage-2 step vs a plain full fine-tune step.
 
-    python benchmarks/perf/train_speed.py --model clip-vit-b16 --weights random --batch 64 --device cuda \
-        --steps 20 --warmup 3
+    python benchmarks/perf/train_speed.py       # ViT-B/16, random weights: CPU (batch 8), then CUDA (64) if present
+    python benchmarks/perf/train_speed.py --device cuda --batch 64 --steps 20 --warmup 3 [--compile]
     python benchmarks/perf/train_speed.py --model clip-tiny --device cpu --steps 3      # smoke check
+    python benchmarks/perf/train_speed.py --device cpu --profile    # the PAD step's top ops (torch.profiler)
 
 PAD (domain >= 2): blocks [-unfreeze_last_n:] + necks + classifiers + VA-prompts (this domain's slots)
 train; the step runs the student forward, L_base with the i2t term, the EMA-teacher forward, featKD
 + logitKD, backward, Adam and the fused EMA update, i.e. the code paths of strategies/pad/strategy.py and
 EMAVisKDPlugin. Fine-tune: every image-side parameter trains with ID + triplet losses, no text tower.
 Both use the same random batch (P×K identities), bf16 autocast on CUDA, and pad.yaml's hyperparameters.
+With --compile the student forward of both runs through torch.compile (train.compile); the first
+warm-up step then includes the compile time, printed apart.
 """
 from __future__ import annotations
 
@@ -59,9 +62,11 @@ def pad_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Ca
     kd.before_training_exp(state)
     taps = net.backbone.triplet_taps
 
+    forward = torch.compile(net) if args.compile else net
+
     def step() -> None:
         with autocast(device):
-            out = net(x)
+            out = forward(x)
         state.loss, _ = pad_base_loss(out, y, bank, hp, taps)
         state.mb_x, state.mb_output = x, out
         kd.before_backward(state)
@@ -81,9 +86,11 @@ def finetune_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) 
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=hp["lr"],
                                  weight_decay=hp["weight_decay"])
 
+    forward = torch.compile(net) if args.compile else net
+
     def step() -> None:
         with autocast(device):
-            out = net(x)
+            out = forward(x)
         ce, tri = reid_losses(out, y, hp, net.backbone.triplet_taps)
         loss = hp["id_weight"] * ce + hp["triplet_weight"] * tri
         optimizer.zero_grad(set_to_none=True)
@@ -94,16 +101,21 @@ def finetune_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) 
 
 
 def measure(build: Callable[[], Callable[[], None]], device: torch.device, batch: int, steps: int,
-            warmup: int) -> tuple[float, float | None]:
-    """(images/s, peak allocated GiB or None on CPU) of `steps` timed steps after `warmup` ones."""
+            warmup: int) -> tuple[float, float | None, float]:
+    """(images/s, peak allocated GiB or None on CPU, seconds of the first step) of `steps` timed steps
+    after `warmup` ones (at least one)."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     step = build()
-    for _ in range(warmup):
-        step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    step()
+    sync()
+    first = time.perf_counter() - t0
+    for _ in range(warmup - 1):
+        step()
     sync()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -111,36 +123,64 @@ def measure(build: Callable[[], Callable[[], None]], device: torch.device, batch
     sync()
     rate = batch * steps / (time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return rate, peak
+    return rate, peak, first
+
+
+def profile(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> None:
+    """The top operators (self time) of one PAD later-domain step after a warm-up step."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    step = pad_case(args, device, x, y)
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        step()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=20), flush=True)
+
+
+def run_on(args, device: torch.device, batch: int) -> None:
+    torch.manual_seed(0)
+    size = model_config(args.model)["image_size"]
+    x = torch.randn(batch, 3, *size, device=device)
+    y = torch.arange(batch // args.k, device=device).repeat_interleave(args.k)
+    if args.profile:
+        profile(args, device, x, y)
+        return
+    results = {}
+    for name, case in (("pad_later_domain", pad_case), ("full_finetune", finetune_case)):
+        rate, peak, first = measure(lambda: case(args, device, x, y), device, batch, args.steps, args.warmup)
+        results[name] = rate
+        mem = f"{peak:.2f} GiB" if peak is not None else "n/a (CPU)"
+        compiled = f"   first step (compile) {first:.1f} s" if args.compile else ""
+        print(f"{device.type:4s} {name:18s} {rate:9.1f} img/s   peak allocated {mem}{compiled}", flush=True)
+    print(f"{device.type:4s} ratio pad/full_finetune {results['pad_later_domain'] / results['full_finetune']:.3f}  "
+          f"({args.model}, batch {batch}, {args.steps} steps after {args.warmup} warm-up"
+          f"{', compiled' if args.compile else ''})", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="clip-vit-b16")
     ap.add_argument("--weights", default="random", help="'random' or a local CLIP weights file")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=64, help="batch on CUDA")
+    ap.add_argument("--cpu-batch", type=int, default=8, help="batch on CPU")
     ap.add_argument("--k", type=int, default=4, help="images per identity in the batch")
     ap.add_argument("--num-classes", type=int, default=500, help="identities of the current domain")
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="auto", help="cpu, cuda, or auto: CPU, then CUDA when present")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: 3 on CPU, 20 on CUDA)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 1 on CPU, 3 on CUDA)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the student forward")
+    ap.add_argument("--profile", action="store_true", help="print the PAD step's top operators instead")
     args = ap.parse_args()
-    if args.batch % args.k or args.batch // args.k > args.num_classes:
-        ap.error(f"--batch {args.batch} must be a multiple of --k {args.k} with at most --num-classes identities")
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    size = model_config(args.model)["image_size"]
-    x = torch.randn(args.batch, 3, *size, device=device)
-    y = torch.arange(args.batch // args.k, device=device).repeat_interleave(args.k)
-
-    results = {}
-    for name, case in (("pad_later_domain", pad_case), ("full_finetune", finetune_case)):
-        rate, peak = measure(lambda: case(args, device, x, y), device, args.batch, args.steps, args.warmup)
-        results[name] = rate
-        mem = f"{peak:.2f} GiB" if peak is not None else "n/a (CPU)"
-        print(f"{name:18s} {rate:9.1f} img/s   peak allocated {mem}", flush=True)
-    print(f"ratio pad/full_finetune {results['pad_later_domain'] / results['full_finetune']:.3f}  "
-          f"({args.model}, batch {args.batch}, {args.device}, {args.steps} steps after {args.warmup} warm-up)")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    for name in devices:
+        batch = args.cpu_batch if name == "cpu" else args.batch
+        if batch % args.k or batch // args.k > args.num_classes:
+            ap.error(f"batch {batch} must be a multiple of --k {args.k} with at most --num-classes identities")
+        run = SimpleNamespace(**{**vars(args), "steps": args.steps or (3 if name == "cpu" else 20),
+                                 "warmup": args.warmup or (1 if name == "cpu" else 3)})
+        run_on(run, torch.device(name), batch)
 
 
 if __name__ == "__main__":

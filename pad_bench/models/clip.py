@@ -69,28 +69,7 @@ class CLIPBackbone(nn.Module):
         `prompter(i, x)` gets block i's input (B, N, D) and may return prompt tokens (B, P, D); they
         are inserted after CLS for that block only and dropped after it (prompt tuning).
         """
-        v = self.clip.visual
-        x = self._embed(x)
-        last = len(self.blocks) - 1
-        for i, blk in enumerate(self.blocks):
-            prompts = prompter(i, x) if prompter is not None else None
-            if prompts is None:
-                x = blk(x)
-            else:
-                n_prompts = prompts.shape[1]
-                x = blk(torch.cat([x[:, :1], prompts.to(x.dtype), x[:, 1:]], dim=1))
-                x = torch.cat([x[:, :1], x[:, 1 + n_prompts:]], dim=1)
-            if i == last - 1:
-                x11 = x[:, 0]
-        x12 = v.ln_post(x[:, 0])
-        return {"x11": x11, "x12": x12, "proj": x12 @ v.proj}
-
-    def _embed(self, x: Tensor) -> Tensor:
-        v = self.clip.visual
-        x = v.conv1(x).flatten(2).transpose(1, 2)
-        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype)
-        return v.ln_pre(v.patch_dropout(x))
+        return image_taps(self.clip.visual, x, prompter)
 
     def set_requires_grad(self, part: str | int, requires_grad: bool) -> None:
         """Set requires_grad of one image-side part: 'embeddings', 'ln_post', 'proj' or a block index."""
@@ -147,6 +126,46 @@ class CLIPBackbone(nn.Module):
     def _require_text(self) -> None:
         if not self.has_text_tower:
             raise UserError("this CLIP model was built without its text tower; create it with text_tower=True")
+
+
+def image_taps(visual: nn.Module, x: Tensor, prompter: Prompter | None = None) -> dict[str, Tensor]:
+    """CLIPBackbone.forward on an open_clip VisionTransformer `visual` (also used by PAD's EMA teacher,
+    which holds a copy of the image tower only)."""
+    x = _embed(visual, x)
+    blocks = visual.transformer.resblocks
+    last = len(blocks) - 1
+    for i, blk in enumerate(blocks):
+        prompts = prompter(i, x) if prompter is not None else None
+        if prompts is None:
+            x = block_forward(blk, x)
+        else:
+            n_prompts = prompts.shape[1]
+            x = block_forward(blk, torch.cat([x[:, :1], prompts.to(x.dtype), x[:, 1:]], dim=1))
+            x = torch.cat([x[:, :1], x[:, 1 + n_prompts:]], dim=1)
+        if i == last - 1:
+            x11 = x[:, 0]
+    x12 = visual.ln_post(x[:, 0])
+    return {"x11": x11, "x12": x12, "proj": x12 @ visual.proj}
+
+
+def _embed(visual: nn.Module, x: Tensor) -> Tensor:
+    x = visual.conv1(x).flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+    x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+    return visual.ln_pre(visual.patch_dropout(x))
+
+
+def block_forward(blk: nn.Module, x: Tensor) -> Tensor:
+    """`blk(x)` of an open_clip ResidualAttentionBlock (batch-first, no mask), with the attention computed
+    by F.scaled_dot_product_attention on the packed in-projection (no nn.MultiheadAttention wrapper)."""
+    attn = blk.attn
+    b, n, d = x.shape
+    heads = attn.num_heads
+    qkv = F.linear(blk.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+    a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+    x = x + blk.ls_1(attn.out_proj(a))
+    return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
 
 
 def resize_pos_embed(pos: Tensor, grid: Sequence[int], source: str = "checkpoint") -> Tensor:

@@ -13,6 +13,12 @@ A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a
   lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
 and lists what it carries between experiences in `carried` (attribute names; plugins declare
 theirs the same way). Those objects are checkpointed and counted in summary.json.
+
+What each experience ran with (domain, epochs, milestones, LR per optimizer group, batch, erasing,
+KD, trainable set) is read back from the strategy once the experience is set up
+(`experience_settings`, summary.json["experiences"]); `plan()` sets every experience up the same way
+without data or training (`pad-bench run --dry-run`). A method adds its own keys by overriding
+`experience_settings` and, when it sizes the model outside adapt_model, `plan_experience`.
 """
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ from torch.utils.data import DataLoader
 from ..config import per_domain
 from ..data.sampler import make_batch_sampler
 from ..errors import UserError
+from .plugins.old_model import OldModelPlugin
+from .checkpoint import load_model_state, model_state
 from .losses import reid_losses
 from .schedules import warmup_multistep
 
@@ -53,6 +61,9 @@ class ReIDStrategy(SupervisedTemplate):
         self.loss_terms: dict[str, float] = {}
         self.images_seen = 0
         self.param_history: list[dict] = []
+        self.experience_history: list[dict] = []
+        self.planning = False  # True inside plan(): no data, so no data-derived initialisation
+        self._compiled: nn.Module | None = None
         self.base_lrs: list[float] = []
         kwargs = {"evaluator": evaluator} if evaluator is not None else {}
         super().__init__(
@@ -92,7 +103,8 @@ class ReIDStrategy(SupervisedTemplate):
         """Grow the global classifier by this experience's identities (docs/methods/finetune.md#classifier-growth)."""
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
-        if self.model.num_classes > 0 and self.hp.get("classifier_init", "class_means") == "class_means":
+        if (self.model.num_classes > 0 and not self.planning
+                and self.hp.get("classifier_init", "class_means") == "class_means"):
             init = self.class_mean_rows()
         self.model.grow_classifier(n_new, init)
 
@@ -123,6 +135,71 @@ class ReIDStrategy(SupervisedTemplate):
         return warmup_multistep(epoch + ahead[step], per_domain_list(hp.get("milestones", []), self.exp_index),
                                 warmup_epochs=int(hp.get("warmup_epochs", 0)),
                                 warmup_factor=hp.get("warmup_factor", 0.1), gamma=hp.get("gamma", 0.1))
+
+    def batch_p(self) -> int:
+        """Identities per P×K batch in the current experience."""
+        return int(per_domain(self.train_cfg["batch_p"], self.exp_index))
+
+    @property
+    def kd_active(self) -> bool:
+        """Whether the current experience distils from an earlier model (the old-model methods, from step 2)."""
+        return self.exp_index > 0 and any(isinstance(p, OldModelPlugin) for p in self.plugins)
+
+    # ---- what ran: per-experience settings and the dry run ------------------------------
+    def domain_name(self) -> str:
+        return "joint" if self.joint else self.cfg["benchmark"]["domains"][self.exp_index]
+
+    def experience_settings(self) -> dict:
+        """The settings the current experience runs with, read from the strategy as set up (after
+        the trainable set and the optimizer): summary.json["experiences"] and --dry-run rows."""
+        bb = self.model.backbone
+        image = bb.clip.visual if hasattr(bb, "clip") else bb
+        flags = [p.requires_grad for p in image.parameters()]
+        blocks = getattr(bb, "blocks", None)
+        return {
+            "domain": self.domain_name(),
+            "position": self.exp_index,
+            "epochs": self.train_epochs,
+            "milestones": list(per_domain_list(self.hp.get("milestones", []), self.exp_index)),
+            "schedule_step": self.hp.get("schedule_step", "before_epoch"),
+            "lr": {g.get("name", str(i)): lr for i, (g, lr) in enumerate(zip(self.optimizer.param_groups,
+                                                                               self.base_lrs))},
+            "batch_p": self.batch_p(),
+            "batch_k": self.train_cfg["batch_k"],
+            "sampler": self.train_cfg["sampler"],
+            "random_erasing": per_domain(self.train_cfg["random_erasing"], self.exp_index),
+            "kd": self.kd_active,
+            "new_slots": None,
+            "unfreeze": "full" if all(flags) else ("partial" if any(flags) else "none"),
+            "trainable_blocks": None if blocks is None else
+            [i for i, b in enumerate(blocks) if any(p.requires_grad for p in b.parameters())],
+            "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+        }
+
+    def start_experience(self, index: int) -> None:
+        self.exp_index = index
+        self.train_epochs = int(per_domain(self.train_cfg["epochs"], index))
+        self.epoch = 0
+
+    def plan_experience(self) -> None:
+        """Size and freeze the model for the current experience as training does, without data."""
+        self.adapt_model()
+        self.configure_trainable()
+        self.make_optimizer()
+
+    def plan(self) -> list[dict]:
+        """The dry run: every experience set up in training order, its settings; nothing trains.
+        The model is left as after the last experience's set-up: build a fresh one to train."""
+        self.planning = True
+        try:
+            rows = []
+            for k in range(len(self.num_classes_per_exp)):
+                self.start_experience(k)
+                self.plan_experience()
+                rows.append(self.experience_settings())
+            return rows
+        finally:
+            self.planning = False
 
     # ---- helpers for methods ------------------------------------------------------------
     @property
@@ -169,16 +246,15 @@ class ReIDStrategy(SupervisedTemplate):
 
     # ---- Avalanche overrides ------------------------------------------------------------
     def _before_training_exp(self, **kwargs):
-        self.exp_index = self.experience.current_experience
-        self.train_epochs = int(per_domain(self.train_cfg["epochs"], self.exp_index))
-        self.epoch = 0
-        super()._before_training_exp(**kwargs)
+        self.start_experience(self.experience.current_experience)
+        super()._before_training_exp(**kwargs)  # data, heads, trainable set, optimizer, plugins
+        self.experience_history.append(self.experience_settings())
 
     def make_train_dataloader(self, num_workers: int = 0, **kwargs):
         labels = [int(y) for y in self.adapted_dataset.targets]
-        p = int(per_domain(self.train_cfg["batch_p"], self.exp_index))
-        self.id_sampler = make_batch_sampler(self.train_cfg["sampler"], labels, list(self.adapted_dataset.camid), p,
-                                             self.train_cfg["batch_k"], seed=self.seed * 1000 + self.exp_index)
+        self.id_sampler = make_batch_sampler(self.train_cfg["sampler"], labels, list(self.adapted_dataset.camid),
+                                             self.batch_p(), self.train_cfg["batch_k"],
+                                             seed=self.seed * 1000 + self.exp_index)
         self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.id_sampler,
                                      num_workers=self.train_cfg["num_workers"],
                                      pin_memory=self.device.type == "cuda")
@@ -215,9 +291,19 @@ class ReIDStrategy(SupervisedTemplate):
         super()._after_training_epoch(**kwargs)
         self.epoch += 1
 
+    @property
+    def step_model(self) -> nn.Module:
+        """What the training forward calls: the model, or with train.compile its torch.compile wrapper
+        (built once; it shares the model's parameters and recompiles when a head changes size)."""
+        if not (self.train_cfg.get("compile") and self.is_training):
+            return self.model
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model)
+        return self._compiled
+
     def forward(self):
         with self.autocast():
-            return self.model(self.mb_x)
+            return self.step_model(self.mb_x)
 
     def criterion(self):
         if not self.is_training:
@@ -264,13 +350,12 @@ class ReIDStrategy(SupervisedTemplate):
             for name in owner.carried:
                 v = getattr(owner, name)
                 carried[prefix + name] = ("module", v.state_dict()) if isinstance(v, nn.Module) else ("value", v)
-        return {"model": self.model.state_dict(), "carried": carried, "exp_index": self.exp_index,
-                "images_seen": self.images_seen, "param_history": self.param_history}
+        return {"model": model_state(self.model), "carried": carried, "exp_index": self.exp_index,
+                "images_seen": self.images_seen, "param_history": self.param_history,
+                "experience_history": self.experience_history}
 
     def load_checkpoint_state(self, state: dict) -> None:
-        if hasattr(self.model, "resize_for_state_dict"):
-            self.model.resize_for_state_dict(state["model"])
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"])
         for prefix, owner in self.carried_owners():
             for name in owner.carried:
                 kind, value = state["carried"][prefix + name]
@@ -281,6 +366,7 @@ class ReIDStrategy(SupervisedTemplate):
         self.exp_index = state["exp_index"]
         self.images_seen = state["images_seen"]
         self.param_history = state["param_history"]
+        self.experience_history = state.get("experience_history", [])
 
 
 def _get(out: Any, key: str) -> Tensor:

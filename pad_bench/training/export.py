@@ -10,7 +10,7 @@ from ..io import atomic_write
 from ..models import model_family
 from ..registry import load_strategy_class
 from ..results.store import RunStore
-from .checkpoint import load_latest_checkpoint
+from .checkpoint import load_latest_checkpoint, load_model_state
 
 
 def export_run(run_dir: Path) -> tuple[Path, int]:
@@ -23,12 +23,10 @@ def export_run(run_dir: Path) -> tuple[Path, int]:
     if state is None:
         raise UserError(f"{run_dir} has no checkpoint yet: export needs at least one finished experience")
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    # The checkpoint holds every weight: no need for (or access to) the pretrained file again.
+    # The checkpoint holds every weight export needs (it may leave out constant ones, e.g. a frozen
+    # text tower): no need for (or access to) the pretrained file again.
     model = strategy_cls.build_model({**cfg, "model": {**cfg["model"], "weights": "random"}}, None)
-    weights = state["strategy"]["model"]
-    if hasattr(model, "resize_for_state_dict"):
-        model.resize_for_state_dict(weights)
-    model.load_state_dict(weights)
+    load_model_state(model, state["strategy"]["model"], check_constant=False)
     payload = {
         "state_dict": strategy_cls.export_state(model),
         "model": cfg["model"]["name"],

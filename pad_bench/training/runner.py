@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import resolve_dataset_tables
 from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
@@ -37,12 +39,37 @@ def run_name(cfg: dict) -> str:
     return f"{cfg['strategy']['name']}-{cfg['benchmark']['name']}-{cfg['model']['name']}-s{cfg['seed']}"
 
 
-def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train and evaluate one configured run into run_dir. Returns run_dir."""
+def finalize(cfg: dict):
+    """Resolve the strategy's switches, every per-dataset table and the weights file in place; returns
+    the strategy class."""
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    strategy_cls.finalize_config(cfg)  # before the resume check: config.yaml holds resolved values
+    strategy_cls.finalize_config(cfg)
+    resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
     # a missing pretrained file fails here, before any data is read or a run directory exists
     cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
+    return strategy_cls
+
+
+def plan(cfg: dict) -> list[dict]:
+    """`run --dry-run`: resolve the config, build the stream and the model, set every experience up as
+    training would and return its settings (ReIDStrategy.experience_settings); nothing is written."""
+    from avalanche.training.plugins import EvaluationPlugin
+
+    strategy_cls = finalize(cfg)
+    seed_everything(cfg["seed"])
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+    model = strategy_cls.build_model(cfg, bench)
+    with warnings.catch_warnings():  # "no loggers": nothing is evaluated
+        warnings.simplefilter("ignore", UserWarning)
+        evaluator = EvaluationPlugin(loggers=[])
+    strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
+                            device="cpu", evaluator=evaluator)
+    return strategy.plan()
+
+
+def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train and evaluate one configured run into run_dir. Returns run_dir."""
+    strategy_cls = finalize(cfg)  # before the resume check: config.yaml holds resolved values
     store = RunStore.create(run_dir, resume)
     if resume:
         store.check_same_run(cfg)
@@ -99,12 +126,12 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
         save_checkpoint(store.checkpoints, k + 1, {"strategy": strategy.checkpoint_state(), "rows": rows,
                                                    "timing": timing, "step": k + 1, "rng": rng_state()})
         store.write_metrics(rows)
-        summary = build_summary(cfg, bench, rows, timing, strategy.param_history, store.path.name)
+        summary = build_summary(cfg, bench, rows, timing, strategy, store.path.name)
         store.write_summary(summary)
         _log_step(k + 1, bench.train_names[k], summary, train_s, eval_s)
 
     if start == len(bench.train_names) and not (store.path / "summary.json").exists():
-        store.write_summary(build_summary(cfg, bench, rows, timing, strategy.param_history, store.path.name))
+        store.write_summary(build_summary(cfg, bench, rows, timing, strategy, store.path.name))
     from ..results.plots import plot_run
 
     plot_run(store.path)
@@ -132,8 +159,8 @@ def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str
     return rows
 
 
-def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: list[dict],
-                  params: list[dict], name: str) -> dict:
+def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: list[dict], strategy,
+                  name: str) -> dict:
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -147,7 +174,8 @@ def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: lis
         "mAP": lifelong_summary(df, bench.seen_names, metric="mAP"),
         "R1": lifelong_summary(df, bench.seen_names, metric="R1"),
         "timing": timing,
-        "params": params,
+        "experiences": strategy.experience_history,  # the settings each experience ran with
+        "params": strategy.param_history,
         "manifest_sha256": bench.manifest.sha256(),
     }
 

@@ -1,12 +1,11 @@
 """PAD's contrastive and distillation maths (docs/methods/pad.md#losses) and the fused EMA update. Pure tensor functions."""
 from __future__ import annotations
 
-import copy
 from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from pad_bench.errors import UserError
 from pad_bench.training.losses import kd_kl
@@ -65,25 +64,6 @@ def logit_kd(student_proj: Tensor, teacher_proj: Tensor, bank: Tensor, temperatu
     """T²·KL on image-to-text logits z = proj·bankᵀ (unnormalised), teacher detached."""
     bank = bank.float()
     return kd_kl(student_proj.float() @ bank.t(), teacher_proj.float() @ bank.t(), temperature)
-
-
-def make_ema_teacher(model: nn.Module) -> nn.Module:
-    """A frozen eval-mode copy of `model`. Parameters that do not train are shared rather than copied:
-    they cannot change during the experience (and the frozen text tower would double the memory)."""
-    memo = {id(p): p for p in model.parameters() if not p.requires_grad}
-    teacher = copy.deepcopy(model, memo)
-    return teacher.eval().requires_grad_(False)
-
-
-def ema_tensors(teacher: nn.Module, student: nn.Module, *, buffers: bool) -> tuple[list[Tensor], list[Tensor]]:
-    """Matching (teacher, student) tensors the EMA moves: the student's trainable float parameters (the
-    others equal the teacher's) and, when `buffers`, every float buffer (BN running statistics)."""
-    t_params, s_params = dict(teacher.named_parameters()), dict(student.named_parameters())
-    pairs = [(t_params[n], p) for n, p in s_params.items() if p.requires_grad and p.is_floating_point()]
-    if buffers:
-        t_bufs = dict(teacher.named_buffers())
-        pairs += [(t_bufs[n], b) for n, b in student.named_buffers() if b.is_floating_point()]
-    return [t for t, _ in pairs], [s for _, s in pairs]
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ Torch only (no Avalanche): everything here is testable without a strategy.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping
 
 import torch
@@ -12,9 +13,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pad_bench.errors import UserError
+from pad_bench.models.clip import image_taps
 from pad_bench.models.reid import ReIDNet
 
 EVAL_ACTIVE_SLOTS = ("trained_only", "all_36")
+SLOT_RULES = ("train", "test")  # which selection rule a forward uses (see VAPromptPool)
 IMAGE_SIDE = ("reid.backbone.clip.visual.", "reid.necks.", "reid.classifiers.", "va_prompt.")
 
 
@@ -23,13 +26,18 @@ class VAPromptPool(nn.Module):
 
     Slots are handed out per domain (`allocate_new_domain_slots`); a gradient hook zeroes the rows of
     older slots in `e_prompt` and `e_key`, so an optimizer without weight decay leaves them bitwise
-    unchanged. Which slots top-k may pick:
-      learn_keys=False (released code): every allocated slot, in training and at test; keys stay random.
-      learn_keys=True (DualPrompt-style): in training only this domain's slots, whose keys the pull
-        term -mean cos(q, picked keys) draws to this domain's queries; at test every allocated slot.
-        (Picking among all slots in training would keep choosing the older, already pulled keys and
-        leave the new slots untrained.)
-    At test, eval_active_slots=all_36 (released code) lets top-k pick from the whole pool instead.
+    unchanged.
+
+    Which slots top-k may pick is a rule the caller names, never the module's train/eval mode:
+      rule "train", used by every forward during training (the student, the EMA teacher, the stage-1
+        feature cache), so that KD targets and cached features come from the student's selection:
+        learn_keys=False (released code): every allocated slot; keys stay random.
+        learn_keys=True (DualPrompt-style): only this domain's slots (all allocated ones in a domain
+          that got none), whose keys the pull term -mean cos(q, picked keys) draws to this domain's
+          queries. (Picking among all slots would keep choosing the older, already pulled keys and
+          leave the new slots untrained.)
+      rule "test", used by evaluation only: every allocated slot (eval_active_slots=trained_only),
+        or the whole pool (all_36, released code: its test-time active count covers every slot).
     """
 
     def __init__(self, *, num_layers: int, dim: int, pool_size: int = 36, prompt_len: int = 6, g_len: int = 6,
@@ -73,17 +81,20 @@ class VAPromptPool(nn.Module):
         self.active_sizes.copy_(new)
         return range(int(used[0]), int(new[0]))
 
-    def selectable_ranges(self) -> list[tuple[int, int]]:
-        """Per layer, the slots [lo, hi) top-k may pick now (see the class docstring)."""
-        if not self.training:
+    def selectable_ranges(self, rule: str) -> list[tuple[int, int]]:
+        """Per layer, the slots [lo, hi) top-k may pick under `rule` ("train" or "test"; class docstring)."""
+        if rule not in SLOT_RULES:
+            raise ValueError(f"slot rule must be one of {SLOT_RULES}, got {rule!r}")
+        if rule == "test":
             hi = [self.pool_size] * len(self.active_sizes) if self.eval_all_slots else self.active_sizes.tolist()
             return [(0, h) for h in hi]
         lo = self.frozen_masks.sum(1).tolist() if self.learn_keys else [0] * len(self.active_sizes)
         return [(lo_ if lo_ < hi else 0, hi) for lo_, hi in zip(lo, self.active_sizes.tolist())]
 
-    def layer_prompts(self, layer: int, x: Tensor, lo: int, hi: int) -> tuple[Tensor, Tensor | None]:
+    def layer_prompts(self, layer: int, x: Tensor, lo: int, hi: int,
+                      pull: bool = False) -> tuple[Tensor, Tensor | None]:
         """Prompt tokens (B, g_len + k·prompt_len, D) for block `layer` given its input x (B, N, D), picked
-        among slots [lo, hi), and the mean query-key cosine (None unless the pull term is computed)."""
+        among slots [lo, hi), and with `pull` the mean query-key cosine of the picks (else None)."""
         b = x.shape[0]
         g = self.g_prompt[layer].expand(b, -1, -1)
         k = min(self.top_k, hi - lo)
@@ -95,24 +106,26 @@ class VAPromptPool(nn.Module):
             idx = (q @ keys.t()).topk(k, dim=1).indices + lo
         e = self.e_prompt[layer][idx].reshape(b, k * self.prompt_len, -1)
         sim = None
-        if self.learn_keys and self.training:
+        if pull:
             sim = (F.normalize(self.e_key[layer][idx].float(), dim=-1) * q[:, None]).sum(-1).mean()
         return torch.cat([g, e], dim=1), sim
 
-    def prompter(self) -> "PoolPrompter":
-        return PoolPrompter(self)
+    def prompter(self, rule: str = "train") -> "PoolPrompter":
+        return PoolPrompter(self, rule)
 
 
 class PoolPrompter:
-    """The `prompter(layer, x)` of one forward pass; collects the DualPrompt key-pull similarities."""
+    """The `prompter(layer, x)` of one forward pass under one slot rule; collects the key-pull similarities
+    (training rule with learn_keys, when gradients are on: the teacher and the stage-1 cache skip them)."""
 
-    def __init__(self, pool: VAPromptPool):
+    def __init__(self, pool: VAPromptPool, rule: str):
         self.pool = pool
-        self.ranges = pool.selectable_ranges()  # one host sync per forward, not one per block
+        self.ranges = pool.selectable_ranges(rule)  # one host sync per forward, not one per block
+        self.pull = rule == "train" and pool.learn_keys and torch.is_grad_enabled()
         self.sims: list[Tensor] = []
 
     def __call__(self, layer: int, x: Tensor) -> Tensor:
-        prompts, sim = self.pool.layer_prompts(layer, x, *self.ranges[layer])
+        prompts, sim = self.pool.layer_prompts(layer, x, *self.ranges[layer], pull=self.pull)
         if sim is not None:
             self.sims.append(sim)
         return prompts
@@ -154,6 +167,34 @@ class TAPromptLearner(nn.Module):
         return text.encode_prompt_embeddings(embeds, self.tokens.expand(b, -1))
 
 
+class ImageTeacher(nn.Module):
+    """The EMA teacher of PAD's image side: the image tower and the VA pool, with the student's frozen
+    parameters shared rather than copied (they cannot change within a domain), so the teacher holds
+    only the tensors that train. No text tower, necks or classifiers: KD reads the pre-BN taps."""
+
+    def __init__(self, visual: nn.Module, pool: VAPromptPool | None):
+        super().__init__()
+        self.visual, self.va_prompt = visual, pool
+
+    @classmethod
+    def of(cls, net: "PADNet") -> "ImageTeacher":
+        visual, pool = net.backbone.clip.visual, net.va_prompt
+        memo = {id(p): p for p in visual.parameters() if not p.requires_grad}
+        teacher = cls(copy.deepcopy(visual, memo), copy.deepcopy(pool))
+        return teacher.eval().requires_grad_(False)
+
+    def ema_pairs(self, net: "PADNet") -> tuple[list[Tensor], list[Tensor]]:
+        """Matching (teacher, student) tensors the EMA moves: those that train in the student."""
+        student = {"visual": net.backbone.clip.visual, "va_prompt": net.va_prompt}
+        pairs = [(t, s) for part, mod in student.items() if mod is not None
+                 for t, s in zip(getattr(self, part).parameters(), mod.parameters()) if s.requires_grad]
+        return [t for t, _ in pairs], [s for _, s in pairs]
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        """The taps x11, x12, proj under the training slot rule (the student's)."""
+        return image_taps(self.visual, x, self.va_prompt.prompter("train") if self.va_prompt is not None else None)
+
+
 class PADNet(nn.Module):
     """A CLIP ReIDNet (with its frozen text tower) + an optional VA-prompt pool + this domain's TA-prompts."""
 
@@ -169,9 +210,10 @@ class PADNet(nn.Module):
     def backbone(self) -> nn.Module:
         return self.reid.backbone
 
-    def forward(self, x: Tensor) -> dict[str, Any]:
-        """ReIDNet outputs with prompts active; in training with the pull constraint also 'va_pull'."""
-        prompter = self.va_prompt.prompter() if self.va_prompt is not None else None
+    def forward(self, x: Tensor, slot_rule: str = "train") -> dict[str, Any]:
+        """ReIDNet outputs with prompts picked under `slot_rule` ("train" for every training-time forward,
+        "test" for evaluation); with the pull constraint and gradients on, also 'va_pull'."""
+        prompter = self.va_prompt.prompter(slot_rule) if self.va_prompt is not None else None
         out = self.reid(x, prompter=prompter)
         pull = prompter.pull_loss() if prompter is not None else None
         if pull is not None:
@@ -213,6 +255,11 @@ class PADNet(nn.Module):
         self.reid.classifiers.requires_grad_(True)
         if self.va_prompt is not None:
             self.va_prompt.requires_grad_(True)
+
+    def constant_state_keys(self) -> list[str]:
+        """State that never changes in a run: the frozen text tower (checkpoints leave it out)."""
+        text = "reid.backbone.clip."
+        return [k for k in self.state_dict() if k.startswith(text) and not k.startswith(text + "visual.")]
 
     def image_parameters(self) -> list[nn.Parameter]:
         """The image side's parameters: image tower, VA pool, necks, classifiers (no text side)."""

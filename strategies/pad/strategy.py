@@ -1,37 +1,42 @@
-"""PAD (CVPR 2026; docs/methods/pad.md): CLIP-ReID per domain with VA-prompts on the
-image side, fresh TA-prompts and classifiers per domain, selective unfreezing, TEXKD and EMA-VISKD.
+"""PAD (CVPR 2026): CLIP-ReID per domain with VA-prompts on the image side, fresh TA-prompts and
+classifiers per domain, selective unfreezing, TEXKD and EMA-VISKD. docs/methods/pad.md describes the
+method, every hyperparameter and its source.
 
 Per experience (= domain): new E-slots (PromptGrowthPlugin, before the optimizer) -> fresh classifiers
-and TA-prompts -> trainable set and stage-2 optimizer -> EMA teacher (EMAVisKDPlugin) -> stage 1
-(cached `proj` features, only the TA-prompts train, + TEXKD via TexKDPlugin) -> the fixed text bank ->
-stage 2 (Avalanche's epoch loop: L_base + the KD terms). Evaluation uses the image encoder only.
+and TA-prompts -> trainable set and stage-2 optimizer -> EMA teacher of the image side (EMAVisKDPlugin)
+-> stage 1 (cached `proj` features, only the TA-prompts train, + TEXKD via TexKDPlugin) -> the fixed
+text bank -> stage 2 (Avalanche's epoch loop: L_base + the KD terms). Evaluation uses the image
+encoder only, with the test-time slot rule (`eval_active_slots`); every training-time forward
+(student, EMA teacher, stage-1 cache) uses the training rule (see VAPromptPool).
 
 Two readings, chosen by `strategy.faithful_to` (each switch left null follows it; config.yaml records
 the resolved values):
   paper (default): the text teacher is the frozen prompts at initialisation plus a *global* bank of
     earlier domains' trained identity features (`texkd_teacher: global_bank`); VA keys learn
-    DualPrompt-style (`va_key_learning: pull_constraint`: in training top-k picks among the domain's
-    new slots and the pull term draws their keys to its queries; see VAPromptPool); tests use trained
-    slots only; the first domain is the first *position*; BNNeck biases stay frozen.
+    DualPrompt-style (`va_key_learning: pull_constraint`); tests use trained slots only; the
+    first-domain settings (the tables' `first` entries: longer schedule, prompt LR 2e-3, KD off)
+    go to position 0 (`first_domain_by: position`); BNNeck biases stay frozen.
   code (zu-zi/PAD ca2b557): the text teacher is the initial prompts only (`init_prompts`), keys stay
-    random (`none`), tests pick among every slot of the pool, 36 in the paper (`all_36`), first-domain
-    settings follow the dataset *name* (`first_domain_by: name`: under order 2 Market keeps KD off and a full unfreeze,
-    and the domain in first position trains with KD and the partial unfreeze), BNNeck biases train.
+    random (`none`), tests pick among every slot of the pool (`all_36`), the `first` entries go to
+    the dataset named `first_domain_name` (`first_domain_by: name`, as the released per-domain
+    config keyed by dataset name: under order 2 Market, third, gets them), BNNeck biases train.
     The `code` profile of pad.yaml adds the data-protocol rows (all IDs, detected CUHK03, ...).
-Ablation rows S0-S5 of docs/methods/pad.md#ablation-rows: `strategy.preset` (or strategies/pad/pad-s0.yaml ... pad-s5.yaml).
+In both, position 0 trains without KD and with the whole image tower; every later position gets the
+partial unfreeze. Dataset-specific entries (MSMT17's schedule; CUHK03's batch, erasing, slots)
+follow the dataset in both. Ablation rows S0-S5 of docs/methods/pad.md#ablation-rows: `strategy.preset`
+(or strategies/pad/pad-s0.yaml ... pad-s5.yaml).
 
 Plugin interface offered to PAD's plugins: `prompt_pool`, `kd_active`, `text_bank`, `model`
-(PADNet: `text_features`, `text_bank`), `autocast()`, `seed`, `exp_index`, `loss_terms`; stage-1 hooks
-`start_stage1(strategy)` / `stage1_loss(strategy, image, labels)` on any plugin that defines them.
+(PADNet: `text_features`, `text_bank`, `image_teacher`), `autocast()`, `seed`, `exp_index`,
+`loss_terms`; stage-1 hooks `start_stage1(strategy)` / `stage1_loss(strategy, image, labels)` on any
+plugin that defines them.
 """
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import Tensor
 
-from pad_bench.config import get_dotted, per_domain, set_dotted
+from pad_bench.config import per_domain, resolve_dataset_tables
 from pad_bench.errors import UserError
 from .prompts import EVAL_ACTIVE_SLOTS, PADNet, VAPromptPool
 from .plugins.ema_viskd import BANKS, EMAVisKDPlugin
@@ -52,13 +57,13 @@ PRESETS = {  # the ablation rows (docs/methods/pad.md#ablation-rows): (freeze, v
     "S4": (True, True, False, True),
     "S5": (True, True, True, True),
 }
-FAITHFUL = {  # docs/methods/pad.md#paper-and-released-code, the method's rows: the paper reading and the released code
+FAITHFUL = {  # the switches where the paper and the released code differ (docs/methods/pad.md)
     "paper": {"texkd_teacher": "global_bank", "va_key_learning": "pull_constraint",
               "eval_active_slots": "trained_only", "first_domain_by": "position", "bnneck_bias": "frozen",
-              "logitkd_bank": "current", "ema_buffers": True, "featkd_reduction": "mean"},
+              "logitkd_bank": "current", "featkd_reduction": "mean"},
     "code": {"texkd_teacher": "init_prompts", "va_key_learning": "none", "eval_active_slots": "all_36",
              "first_domain_by": "name", "bnneck_bias": "trainable", "logitkd_bank": "current",
-             "ema_buffers": True, "featkd_reduction": "mean"},
+             "featkd_reduction": "mean"},
 }
 CHOICES = {
     "texkd_teacher": ("global_bank", "init_prompts", "off"),
@@ -67,13 +72,8 @@ CHOICES = {
     "first_domain_by": ("position", "name"),
     "bnneck_bias": ("frozen", "trainable"),
     "logitkd_bank": BANKS,
-    "ema_buffers": (True, False),
     "featkd_reduction": FEATKD_REDUCTIONS,
 }
-# Per-domain tables (one entry per domain position, or one value for all); first_domain_by: name
-# moves row 0 (the first-domain settings) to the named domain.
-DOMAIN_TABLES = ("train.epochs", "train.batch_p", "train.random_erasing", "strategy.stage1_epochs",
-                 "strategy.milestones", "strategy.prompt_lr", "strategy.kd", "strategy.new_slots")
 PROMPT_PARAMS = ("va_prompt", "g_prompt", "e_prompt", "e_key", "prompt_learner")
 HEAD_PARAMS = ("reid.classifiers.", "reid.necks.")
 
@@ -95,12 +95,11 @@ def resolve_switches(hp: dict) -> None:
                             f"(or null: follow faithful_to), got {hp[key]!r}")
 
 
-def resolve_first_domain(cfg: dict) -> None:
-    """Set strategy.first_domain_index; with first_domain_by: name, swap row 0 of every per-domain table
-    with the named domain's row. Idempotent: a resolved index is kept."""
+def resolve_domain_tables(cfg: dict) -> None:
+    """Turn the per-dataset tables into lists by position: the `first` entries go to position 0
+    (first_domain_by: position) or to the domain named first_domain_name (name). Position 0 never
+    distils: there is no teacher before the first domain (the released code forces it too)."""
     hp = cfg["strategy"]
-    if hp["first_domain_index"] is not None:
-        return
     names = list(cfg["benchmark"]["domains"])
     first = 0
     if hp["first_domain_by"] == "name":
@@ -109,14 +108,8 @@ def resolve_first_domain(cfg: dict) -> None:
                             f"{hp['first_domain_name']!r}; set strategy.first_domain_name to one of "
                             f"{', '.join(names)} or use first_domain_by=position")
         first = names.index(hp["first_domain_name"])
-        for key in DOMAIN_TABLES:
-            value = get_dotted(cfg, key)
-            nested = key == "strategy.milestones"  # a flat milestones list holds one schedule for all
-            if isinstance(value, list) and value and (isinstance(value[0], list) or not nested):
-                rows = [copy.deepcopy(per_domain(value, i)) for i in range(len(names))]
-                rows[0], rows[first] = rows[first], rows[0]
-                set_dotted(cfg, key, rows)
-    hp["first_domain_index"] = first
+    resolve_dataset_tables(cfg, first_index=first)
+    hp["kd"] = [False] + [bool(per_domain(hp["kd"], i)) for i in range(1, len(names))]
 
 
 def param_group(name: str) -> str:
@@ -153,8 +146,7 @@ def pad_plugins(hp: dict, n_domains: int) -> list:
     if hp["viskd"]:
         plugins.append(EMAVisKDPlugin(alpha=hp["ema_alpha"], feat_weight=hp["featkd_weight"],
                                       logit_weight=hp["logitkd_weight"], temperature=hp["logitkd_temperature"],
-                                      featkd_reduction=hp["featkd_reduction"], ema_buffers=hp["ema_buffers"],
-                                      bank=hp["logitkd_bank"]))
+                                      featkd_reduction=hp["featkd_reduction"], bank=hp["logitkd_bank"]))
     return plugins
 
 
@@ -173,7 +165,7 @@ class PAD(ReIDStrategy):
     @classmethod
     def finalize_config(cls, cfg: dict) -> None:
         resolve_switches(cfg["strategy"])
-        resolve_first_domain(cfg)
+        resolve_domain_tables(cfg)
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> PADNet:
@@ -198,20 +190,29 @@ class PAD(ReIDStrategy):
 
     @property
     def kd_active(self) -> bool:
-        """Whether distillation applies in the current domain (the per-domain `kd` table)."""
-        return bool(per_domain(self.hp["kd"], self.exp_index))
+        """Whether distillation applies in the current domain (the resolved `kd` table; never at position 0)."""
+        return self.exp_index > 0 and bool(per_domain(self.hp["kd"], self.exp_index))
 
     @property
-    def is_first_domain(self) -> bool:
-        return self.exp_index == self.hp["first_domain_index"]
+    def stage1_epochs(self) -> int:
+        return int(per_domain(self.hp["stage1_epochs"], self.exp_index))
+
+    @property
+    def stage1_batch(self) -> int:
+        return int(per_domain(self.hp["stage1_batch"], self.exp_index))
 
     # ---- ReIDStrategy hooks -------------------------------------------------------------------
+    def forward(self):
+        """The student under the training slot rule; evaluation under the test-time rule (eval_active_slots)."""
+        with self.autocast():
+            return self.step_model(self.mb_x, slot_rule="train" if self.is_training else "test")
+
     def adapt_model(self) -> None:
         self.model.new_domain(self.num_classes_per_exp[self.exp_index])
 
     def configure_trainable(self) -> None:
         hp = self.hp
-        self.model.set_trainable(full_backbone=not hp["freeze"] or self.is_first_domain,
+        self.model.set_trainable(full_backbone=not hp["freeze"] or self.exp_index == 0,
                                  last_n=hp["unfreeze_last_n"], ln_post_proj=hp["train_ln_post_proj"],
                                  neck_bias=hp["bnneck_bias"] == "trainable")
 
@@ -245,7 +246,7 @@ class PAD(ReIDStrategy):
         ctx.requires_grad_(True)
         base_lr = float(per_domain(hp["prompt_lr"], self.exp_index))
         optimizer = torch.optim.Adam([ctx], lr=base_lr, weight_decay=0.0)
-        epochs = int(per_domain(hp["stage1_epochs"], self.exp_index))
+        epochs = self.stage1_epochs
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.exp_index)
         hooked = [p for p in self.plugins if hasattr(p, "stage1_loss")]
         for p in hooked:
@@ -254,7 +255,7 @@ class PAD(ReIDStrategy):
             for group in optimizer.param_groups:
                 group["lr"] = stage1_lr(epoch, base_lr, epochs, lr_min=hp["stage1_lr_min"],
                                         warmup_lr=hp["stage1_warmup_lr"], warmup_epochs=hp["stage1_warmup_epochs"])
-            for idx in torch.randperm(len(labels), generator=generator).split(hp["stage1_batch"]):
+            for idx in torch.randperm(len(labels), generator=generator).split(self.stage1_batch):
                 idx = idx.to(feats.device)
                 loss = self.stage1_loss(feats[idx], labels[idx], hooked)
                 optimizer.zero_grad(set_to_none=True)
@@ -276,6 +277,20 @@ class PAD(ReIDStrategy):
             if term is not None:
                 loss = loss + term
         return loss
+
+    # ---- what ran ---------------------------------------------------------------------------------
+    def plan_experience(self) -> None:
+        for p in self.plugins:  # the new slots must exist before the trainable set (as in training)
+            if isinstance(p, PromptGrowthPlugin):
+                p.before_train_dataset_adaptation(self)
+        super().plan_experience()
+
+    def experience_settings(self) -> dict:
+        """The base settings plus both stages (stage-1 epochs and batch) and this domain's new slots."""
+        growth = next((p for p in self.plugins if isinstance(p, PromptGrowthPlugin)), None)
+        return {**super().experience_settings(), "stage1_epochs": self.stage1_epochs,
+                "stage1_batch": self.stage1_batch,
+                "new_slots": None if growth is None else int(per_domain(growth.slots, self.exp_index))}
 
     # ---- accounting ---------------------------------------------------------------------------
     def param_report(self) -> dict:

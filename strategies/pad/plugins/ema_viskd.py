@@ -1,8 +1,9 @@
 """EMA-VISKD (docs/methods/pad.md#losses): an EMA teacher of the image side, with feature and logit distillation.
 
-From the strategy it reads `kd_active` (KD applies in this domain), `model`, `mb_x`, `mb_output`
-(the student's taps), `text_bank` (this domain's fixed bank, after stage 1) and `autocast()`; it adds
-its terms to `strategy.loss` in before_backward and reports them in `strategy.loss_terms`.
+From the strategy it reads `kd_active` (KD applies in this domain), `model` (a PADNet: its image side
+is copied into the teacher), `mb_x`, `mb_output` (the student's taps), `text_bank` (this domain's
+fixed bank, after stage 1) and `autocast()`; it adds its terms to `strategy.loss` in before_backward
+and reports them in `strategy.loss_terms`.
 """
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from pad_bench.errors import UserError
-from ..distill import FEATKD_REDUCTIONS, ema_tensors, ema_update_, feat_kd, logit_kd, make_ema_teacher
+
+from ..distill import FEATKD_REDUCTIONS, ema_update_, feat_kd, logit_kd
+from ..prompts import ImageTeacher
 
 BANKS = ("current", "all_seen")
 
 
 class EMAVisKDPlugin(SupervisedPlugin):
-    """Teacher = the model at the start of the experience, then θ_t ← α·θ_t + (1-α)·θ_s after every step.
+    """Teacher = the image side at the start of the experience, then θ_t ← α·θ_t + (1-α)·θ_s after every
+    step, over the tensors that train (one fused update; the frozen ones are shared with the student).
+    The released code also averages the BNNeck statistics; they never reach a KD term (KD reads the
+    pre-BN taps), so the teacher has no necks.
 
     Loss terms: feat_weight · featKD over `taps` + logit_weight · logitKD (T = temperature) on
     proj·bankᵀ, where the bank is this domain's text bank ('current') or every seen domain's
@@ -30,7 +36,7 @@ class EMAVisKDPlugin(SupervisedPlugin):
 
     def __init__(self, *, alpha: float = 0.997, feat_weight: float = 0.5, logit_weight: float = 0.5,
                  temperature: float = 4.0, taps: Sequence[str] = ("x11", "x12", "proj"),
-                 featkd_reduction: str = "mean", ema_buffers: bool = True, bank: str = "current"):
+                 featkd_reduction: str = "mean", bank: str = "current"):
         super().__init__()
         if bank not in BANKS:
             raise UserError(f"logitkd_bank must be one of {', '.join(BANKS)}, got {bank!r}")
@@ -41,16 +47,16 @@ class EMAVisKDPlugin(SupervisedPlugin):
             raise UserError(f"ema_alpha is {alpha}; it must be in [0, 1]")
         self.alpha, self.feat_weight, self.logit_weight = alpha, feat_weight, logit_weight
         self.temperature, self.taps, self.reduction = temperature, tuple(taps), featkd_reduction
-        self.ema_buffers, self.bank = ema_buffers, bank
+        self.bank = bank
         self.seen_banks: list[Tensor] = []
-        self.teacher = None
+        self.teacher: ImageTeacher | None = None
         self._pairs: tuple[list[Tensor], list[Tensor]] = ([], [])
 
     def before_training_exp(self, strategy, **kwargs):
         self.teacher, self._pairs = None, ([], [])
         if strategy.kd_active:
-            self.teacher = make_ema_teacher(strategy.model)
-            self._pairs = ema_tensors(self.teacher, strategy.model, buffers=self.ema_buffers)
+            self.teacher = ImageTeacher.of(strategy.model)
+            self._pairs = self.teacher.ema_pairs(strategy.model)
 
     def before_backward(self, strategy, **kwargs):
         if self.teacher is None:
