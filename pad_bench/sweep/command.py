@@ -49,12 +49,13 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
 
 
 def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
-    """Let each method resolve its switches (presets, readings) on a copy: a bad one fails before anything runs."""
-    from ..registry import load_strategy_class
+    """Finalize each run's config on a copy as the run will (method switches such as presets, per-dataset
+    tables, the weights file): a bad one fails before anything runs."""
+    from ..training.runner import finalize
 
     for run in runs:
         try:
-            load_strategy_class(run.config["strategy"]["method"]).finalize_config(copy.deepcopy(run.config))
+            finalize(copy.deepcopy(run.config))
         except UserError as e:
             raise UserError(f"{spec.path}: run {run.name}: {e}") from None
 
