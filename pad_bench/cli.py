@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     syn = dsub.add_parser("synth", help="write the synthetic person domains (replaces synth_* folders in --out)")
     syn.add_argument("--out", required=True, type=Path)
     syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--pretrain", action="store_true",
+                     help="also pretrain clip-tiny and resnet-tiny on the synthetic corpus (docs/synthetic.md)")
     syn.set_defaults(func=cmd_datasets_synth)
     prep = dsub.add_parser("prepare", help="build a loadable layout from raw files (cuhk03, cuhk_sysu)")
     prep.add_argument("name")
@@ -240,9 +242,14 @@ def cmd_datasets_synth(args) -> int:
     cfg = SynthConfig(seed=args.seed)
     if is_complete(args.out, cfg):
         print(f"{args.out} already holds these synthetic domains (seed {args.seed}); nothing to do")
-        return 0
-    info = generate(args.out, cfg)
-    print(f"wrote synthetic domains to {args.out}: {', '.join(info.get('domains', {}))}")
+    else:
+        info = generate(args.out, cfg)
+        print(f"wrote synthetic domains to {args.out}: {', '.join(info.get('domains', {}))}")
+    if args.pretrain:
+        from .training.pretrain import PRETRAINABLE, ensure_pretrained
+
+        for model in PRETRAINABLE:
+            print(f"{model}: {ensure_pretrained(args.out, model)}")
     return 0
 
 

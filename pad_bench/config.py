@@ -287,6 +287,12 @@ def validate(cfg: dict) -> None:
         raise UserError(f"device must be cpu or cuda, got {cfg['device']!r}")
     if not cfg["benchmark"]["domains"]:
         raise UserError(f"benchmark '{cfg['benchmark']['name']}' lists no training domains")
+    train = cfg["train"]
+    workers = train["num_workers"]
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise UserError(f"train.num_workers must be an int >= 0 or null (one per available CPU), got {workers!r}")
+    if train["data_path"] not in ("pil", "cached"):
+        raise UserError(f"train.data_path must be pil or cached, got {train['data_path']!r}")
     n = len(cfg["benchmark"]["domains"])
     epochs = cfg["train"]["epochs"]
     if isinstance(epochs, list) and len(epochs) != n:

@@ -13,20 +13,8 @@ def demo_strategies() -> list[str]:
     return [n for n in list_strategies() if n in METHODS]
 
 
-def ensure_synthetic(data_root: Path) -> None:
-    from .data.synth import SynthConfig, generate, is_complete
-
-    cfg = SynthConfig()
-    if is_complete(data_root, cfg):
-        print(f"synthetic domains: cached in {data_root}")
-        return
-    t0 = time.perf_counter()
-    print(f"synthetic domains: generating into {data_root} ...", flush=True)
-    generate(data_root, cfg)
-    print(f"synthetic domains: done in {time.perf_counter() - t0:.0f}s")
-
-
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None) -> list[Path]:
+    from .data.synth_cache import ensure_synthetic
     from .results.compare import compare_runs
     from .training.runner import execute, run_name
 

@@ -33,6 +33,7 @@ def tiny_sets(synth_root: Path, **extra) -> dict:
         "train.batch_p": 4,
         "train.batch_k": 2,
         "train.eval_batch_size": 32,
+        "model.weights": "random",  # the synthetic pretraining has its own tests (test_pretrain.py)
     }
     sets.update(extra)
     return sets

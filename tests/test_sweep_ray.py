@@ -117,11 +117,11 @@ def _run_past_its_first_checkpoint_on(out: Path, node: str) -> str | None:
 
 
 def test_local_instance_reports_a_bad_run_without_retrying_it(synth_root, tmp_path):
-    # synth_u2 does not exist in the tiny stream: that run fails on bad input
-    spec = write_spec(tmp_path / "two.yaml", synth_root, grid={"benchmark.unseen": [["synth_u1"], ["synth_u2"]]},
+    # VIPeR is not in the synthetic data root: that run fails on bad input when it reads its data
+    spec = write_spec(tmp_path / "two.yaml", synth_root, grid={"benchmark.unseen": [["synth_u1"], ["viper"]]},
                       resources={"cpus": 2})
     out = tmp_path / "sweep"
-    good, bad = "finetune-synth-unseen=synth_u1-s0", "finetune-synth-unseen=synth_u2-s0"
+    good, bad = "finetune-synth-unseen=synth_u1-s0", "finetune-synth-unseen=viper-s0"
 
     proc = start_sweep(spec, out, None, "--cpus", "2")
     try:
@@ -134,7 +134,7 @@ def test_local_instance_reports_a_bad_run_without_retrying_it(synth_root, tmp_pa
         rc, stdout, stderr = finish(proc)
     assert rc == 1 and listening >= 3  # GCS, raylet, the agents and workers of the local instance
     assert f"done   {good}: Seen-Avg mAP " in stdout and "Unseen-Avg mAP " in stdout
-    assert f"FAILED {bad}: " in stdout and "synth_u2" in stdout
+    assert f"FAILED {bad}: " in stdout and "viper" in stdout.split(f"FAILED {bad}: ")[1]
     assert "1 of 2 runs failed" in stderr and f"  {bad}: " in stderr and "Traceback" not in stderr
     entries = {e["name"]: e for e in read_entries(out)}
     assert entries[good]["status"] == DONE and entries[bad]["status"] == FAILED

@@ -7,6 +7,7 @@ Every sample is `[image, pid, camid, is_query, domain]`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -19,26 +20,29 @@ from .transforms import test_transform, train_transform
 
 
 class ImageListDataset(Dataset):
-    """(PIL image, target) pairs from a list of paths; transforms are applied by Avalanche."""
+    """(PIL image, target) pairs from a list of paths; transforms are applied by Avalanche.
 
-    def __init__(self, paths: Sequence[str], targets: Sequence[int]):
-        self.paths, self.targets = list(paths), list(targets)
+    With `decode=False` (the cached data path) a sample is (its index, target): the transform
+    groups look the index up in a decoded-image cache."""
+
+    def __init__(self, paths: Sequence[str], targets: Sequence[int], decode: bool = True):
+        self.paths, self.targets, self.decode = list(paths), list(targets), decode
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        return read_image(self.paths[i]), self.targets[i]
+        return (read_image(self.paths[i]) if self.decode else i), self.targets[i]
 
 
-def make_reid_dataset(paths, targets, camids, is_query, domain: int, transforms):
+def make_reid_dataset(paths, targets, camids, is_query, domain: int, transforms, decode: bool = True):
     """An Avalanche ClassificationDataset whose samples are [img, target, camid, is_query, domain]."""
     from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
     from avalanche.benchmarks.utils.data_attribute import DataAttribute
 
     n = len(paths)
     return ClassificationDataset(
-        [ImageListDataset(paths, targets)],
+        [ImageListDataset(paths, targets, decode)],
         data_attributes=[
             DataAttribute(list(targets), "targets"),
             DataAttribute(list(camids), "camid", use_in_getitem=True),
@@ -61,6 +65,7 @@ class ReIDBenchmark:
     class_offsets: list[int]   # global label offset per train experience
     manifest: Manifest
     domain_sizes: dict[str, int]  # training images per domain
+    device_input: object = None  # cached data path: the DeviceInput the strategy applies to batches
 
     @property
     def train_stream(self):
@@ -89,10 +94,22 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
     size = protocol["image_size"]
     eval_tf = test_transform(size, family)
 
-    def tgroups(d_idx: int) -> TransformGroups:  # random erasing may differ per domain (PAD: CUHK03 0.6)
+    def train_tf(d_idx: int):  # random erasing may differ per domain (PAD: CUHK03 0.6)
         erasing = per_domain(cfg["train"]["random_erasing"], d_idx)
-        train_tf = train_transform(size, family, pad=cfg["train"]["pad"], erasing=erasing)
-        return TransformGroups({"train": (train_tf, None), "eval": (eval_tf, None)})
+        return train_transform(size, family, pad=cfg["train"]["pad"], erasing=erasing)
+
+    cached = cfg["train"]["data_path"] == "cached"
+    if cached:
+        from .cache import CacheLookup, ImageCache
+
+    def tgroups(d_idx: int, paths: Sequence[str]) -> TransformGroups:
+        if not cached:
+            return TransformGroups({"train": (train_tf(d_idx), None), "eval": (eval_tf, None)})
+        train_resize, eval_resize = train_tf(d_idx).transforms[0], eval_tf.transforms[0]
+        eval_cache = ImageCache(paths, eval_resize, cfg["train"]["cache_dir"])
+        same = (train_resize.size, train_resize.interpolation) == (eval_resize.size, eval_resize.interpolation)
+        train_cache = eval_cache if same else ImageCache(paths, train_resize, cfg["train"]["cache_dir"])
+        return TransformGroups({"train": (CacheLookup(train_cache), None), "eval": (CacheLookup(eval_cache), None)})
 
     manifest = Manifest(root)
     domains = [build_train_domain(name, root, protocol) for name in bcfg["domains"]]
@@ -102,15 +119,16 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
     train_sets, num_classes, offsets, offset = [], [], [], 0
     for d_idx, d in enumerate(domains):
         manifest.add(d.name, "seen", "train", 0, d.train, d.labels)
+        paths = [r.path for r in d.train]
         train_sets.append(make_reid_dataset(
-            [r.path for r in d.train], [lab + offset for lab in d.labels],
-            [r.camid for r in d.train], [0] * len(d.train), d_idx, tgroups(d_idx)))
+            paths, [lab + offset for lab in d.labels],
+            [r.camid for r in d.train], [0] * len(d.train), d_idx, tgroups(d_idx, paths), decode=not cached))
         num_classes.append(d.num_classes)
         offsets.append(offset)
         offset += d.num_classes
-    test_sets = [_eval_dataset(EvalSet(d.name, 0, d.query, d.gallery), i, tgroups(i), manifest, "seen")
-                 for i, d in enumerate(domains)]
-    unseen_sets = [_eval_dataset(s, len(domains) + i, tgroups(0), manifest, "unseen")
+    test_sets = [_eval_dataset(EvalSet(d.name, 0, d.query, d.gallery), i, partial(tgroups, i), manifest, "seen",
+                               decode=not cached) for i, d in enumerate(domains)]
+    unseen_sets = [_eval_dataset(s, len(domains) + i, partial(tgroups, 0), manifest, "unseen", decode=not cached)
                    for i, s in enumerate(unseen)]
 
     train_names = [d.name for d in domains]
@@ -132,13 +150,24 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
         class_offsets=offsets,
         manifest=manifest,
         domain_sizes={d.name: len(d.train) for d in domains},
+        device_input=_device_input(cfg, [train_tf(i) for i in range(len(domains))], eval_tf) if cached else None,
     )
 
 
-def _eval_dataset(s: EvalSet, domain: int, tgroups, manifest: Manifest, role: str):
+def _eval_dataset(s: EvalSet, domain: int, tgroups, manifest: Manifest, role: str, decode: bool):
+    """`tgroups(paths)` gives the dataset's transform groups."""
     manifest.add(s.name, role, "query", s.run, s.query)
     manifest.add(s.name, role, "gallery", s.run, s.gallery)
     records = s.query + s.gallery
+    paths = [r.path for r in records]
     return make_reid_dataset(
-        [r.path for r in records], [r.pid for r in records], [r.camid for r in records],
-        [1] * len(s.query) + [0] * len(s.gallery), domain, tgroups)
+        paths, [r.pid for r in records], [r.camid for r in records],
+        [1] * len(s.query) + [0] * len(s.gallery), domain, tgroups(paths), decode)
+
+
+def _device_input(cfg: dict, train_tfs, eval_tf):
+    from .device_input import DeviceInput
+    from .tensor_transforms import TensorTrainTransform, eval_normalize
+
+    return DeviceInput([TensorTrainTransform.from_compose(t) for t in train_tfs], eval_normalize(eval_tf),
+                       seed=int(cfg["seed"]))

@@ -4,7 +4,8 @@ Each domain has its own style (background texture, illumination, colour cast or 
 transform, blur, noise, resolution, cameras) and its own clothing palette, so that training on
 one domain after another forgets the earlier ones. Identities are disjoint across domains.
 Every random draw comes from `numpy.random.default_rng` seeded by (seed, domain, purpose, index),
-so a seed gives byte-identical files whatever the generation order.
+so a seed gives byte-identical files whatever the generation order. Each domain folder also holds
+`attributes.json`: every identity's attribute record and caption (`attributes.py`).
 """
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import UserError
 from ..io import atomic_write, atomic_write_json
+from .attributes import attributes_of, caption
 from .datasets.base import ImageRecord, split_counts
 
-SYNTH_VERSION = 1  # bump when the renderer changes: it invalidates cached sets
+SYNTH_VERSION = 2  # bump when the renderer changes: it invalidates cached sets
 MAX_TRAIN_DOMAINS = 8
 MAX_UNSEEN_DOMAINS = 4
 MANIFEST = "synth.json"
+ATTRIBUTES_FILE = "attributes.json"
 SS = 2  # supersampling factor of the drawing canvas (anti-aliasing)
 
 RGB = tuple[float, float, float]
@@ -65,17 +68,18 @@ _BOUNDS = {
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Size of the synthetic set. The defaults give 7 domains, about 2.5k images."""
+    """Size of the synthetic set. The defaults give 7 domains, about 5k images: small training sets
+    (CPU budget) and test sets of 240 queries per domain, large enough to tell methods apart."""
 
     seed: int = 0
     n_train_domains: int = 5
     n_unseen_domains: int = 2
     train_ids: int = 32
-    test_ids: int = 24
+    test_ids: int = 120
     images_per_id: int = 6
     query_per_id: int = 2
     gallery_per_id: int = 4
-    distractors: int = 16
+    distractors: int = 40
     height: int = 128
     width: int = 64
     jpeg_quality: int = 90
@@ -114,6 +118,8 @@ def _hsv(h: float, s: float, v: float) -> RGB:
 
 # ---- domain style ----------------------------------------------------------------------------
 BACKGROUNDS = ("gradient", "noise", "stripes", "bricks", "tiles")
+# Backgrounds only the pretraining corpus uses (corpus.py), so that its styles are no benchmark domain's.
+CORPUS_BACKGROUNDS = ("plain", "rings", "dots")
 COLOR_TRANSFORMS = ("none", "hue_rotation", "channel_mix", "desaturate")
 
 
@@ -438,6 +444,12 @@ def _background(style: DomainStyle, cam: CameraStyle, size: tuple[int, int],
         t = ((xx + 0.5 * yy) / p + phase) % 1.0 < 0.5
     elif kind == "tiles":
         t = (np.floor(xx / p + phase) + np.floor(yy / p)) % 2
+    elif kind == "plain":  # a flat wall with soft vertical shading
+        t = 0.3 * yy
+    elif kind == "rings":
+        t = (np.hypot(xx - 0.5 * w / h, yy - 0.5) / p + phase) % 1.0 < 0.5
+    elif kind == "dots":
+        t = ((xx / p + phase) % 1.0 - 0.5) ** 2 + ((yy / p) % 1.0 - 0.5) ** 2 < 0.09
     else:  # bricks: staggered rows, a per-brick shade, dark mortar
         row = np.floor(yy / (0.5 * p))
         u = xx / p + phase + 0.5 * (row % 2)
@@ -530,6 +542,8 @@ def _generate_domain(root: Path, cfg: SynthConfig, domain: int) -> dict:
                            _rng(cfg, domain, _IMAGE, frame))
         _save_jpeg(img, path, cfg.jpeg_quality)
         records[shot.split].append(ImageRecord(str(path), shot.pid, shot.cam))
+    identities = {str(shot.pid): looks[shot.look] for shot in shots if shot.pid != 0}
+    write_attributes(root / ATTRIBUTES_FILE, identities)
     first = _first_pid(cfg, domain)
     return {
         "role": "train" if domain < cfg.n_train_domains else "unseen",
@@ -537,6 +551,15 @@ def _generate_domain(root: Path, cfg: SynthConfig, domain: int) -> dict:
         "style": asdict(style),
         "counts": {split: split_counts(recs) for split, recs in records.items()},
     }
+
+
+def write_attributes(path: Path, looks: dict[str, Look], extra: dict[str, dict] | None = None) -> None:
+    """`attributes.json`: {pid: {"attributes": record, "caption": text, **extra[pid]}} (docs/synthetic.md)."""
+    records = {}
+    for pid, look in looks.items():
+        attrs = attributes_of(look)
+        records[pid] = {"attributes": attrs, "caption": caption(attrs), **(extra or {}).get(pid, {})}
+    atomic_write_json(path, records)
 
 
 def generate(out_dir: str | Path, cfg: SynthConfig = SynthConfig()) -> dict:

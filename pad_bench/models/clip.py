@@ -114,12 +114,14 @@ class CLIPBackbone(nn.Module):
         return self.clip.token_embedding(tokens)
 
     def encode_prompt_embeddings(self, embeds: Tensor, tokens: Tensor) -> Tensor:
-        """Text features (B, embed_dim) of token embeddings (B, L, D); `tokens` locate the EOT (argmax)."""
+        """Text features (B, embed_dim) of token embeddings (B, L, D); `tokens` locate the EOT (argmax).
+        L may be shorter than the context length: attention is causal, so tokens after the EOT never matter."""
         self._require_text()
         c = self.clip
         cast = c.transformer.get_cast_dtype()
-        x = embeds.to(cast) + c.positional_embedding.to(cast)
-        x = c.ln_final(c.transformer(x, attn_mask=c.attn_mask))
+        n = embeds.shape[1]
+        x = embeds.to(cast) + c.positional_embedding[:n].to(cast)
+        x = c.ln_final(c.transformer(x, attn_mask=c.attn_mask[:n, :n]))
         x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
         return x @ c.text_projection
 

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ..config import per_domain
+from ..data.loading import loader_workers
 from ..data.sampler import make_batch_sampler
 from ..errors import UserError
 from .plugins.old_model import OldModelPlugin
@@ -47,6 +48,8 @@ class ReIDStrategy(SupervisedTemplate):
     carried: ClassVar[tuple[str, ...]] = ()
     #: True for methods trained once on all domains merged into one experience
     joint: ClassVar[bool] = False
+    #: the cached data path's device-side transforms (pad_bench.data.device_input), set by the runner
+    device_input = None
 
     def __init__(self, *, model: nn.Module, cfg: dict, num_classes: list[int], class_offsets: list[int],
                  device: str = "cpu", plugins: list | None = None, evaluator=None):
@@ -219,11 +222,14 @@ class ReIDStrategy(SupervisedTemplate):
         was_training = model.training
         model.eval()
         loader = DataLoader(dataset.eval(), batch_size=self.eval_mb_size, shuffle=False,
-                            num_workers=self.train_cfg["num_workers"])
+                            num_workers=loader_workers(self.train_cfg))
         out: dict[str, list] = {k: [] for k in keys + ("labels",)}
         for batch in loader:
+            x = batch[0].to(self.device)
+            if self.device_input is not None:
+                x = self.device_input.eval_batch(x)
             with self.autocast():
-                feats = model(batch[0].to(self.device))
+                feats = model(x)
             for k in keys:
                 out[k].append(_get(feats, k).float())
             out["labels"].append(batch[1].to(self.device))
@@ -256,8 +262,15 @@ class ReIDStrategy(SupervisedTemplate):
                                              self.batch_p(), self.train_cfg["batch_k"],
                                              seed=self.seed * 1000 + self.exp_index)
         self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.id_sampler,
-                                     num_workers=self.train_cfg["num_workers"],
+                                     num_workers=loader_workers(self.train_cfg),
                                      pin_memory=self.device.type == "cuda")
+
+    def _unpack_minibatch(self):
+        super()._unpack_minibatch()
+        if self.device_input is not None:  # cached data path: uint8 images, transformed here
+            x, domains = self.mbatch[0], self.mbatch[4]
+            self.mbatch[0] = (self.device_input.train_batch(x, domains, self.images_seen) if self.is_training
+                              else self.device_input.eval_batch(x))
 
     def model_adaptation(self, model=None):
         if not self.is_training:  # eval also calls this: never grow heads on test identities

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from ..config import resolve_dataset_tables
+from ..data.loading import loader_workers
 from ..data.stream import ReIDBenchmark, build_benchmark
+from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
@@ -45,6 +47,7 @@ def finalize(cfg: dict):
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)
     resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
+    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     # a missing pretrained file fails here, before any data is read or a run directory exists
     cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     return strategy_cls
@@ -100,6 +103,7 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     model = strategy_cls.build_model(cfg, bench)
     strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
                             device=str(device), plugins=[ProgressPlugin(disable=not progress)], evaluator=evaluator)
+    strategy.device_input = bench.device_input
 
     state = load_latest_checkpoint(store.checkpoints) if resume else None
     if state is not None:
@@ -140,7 +144,7 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
 
 def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str) -> list[dict]:
     """Score every seen-test and unseen set; unseen runs of one dataset are averaged."""
-    nw = strategy.train_cfg["num_workers"]
+    nw = loader_workers(strategy.train_cfg)
     streams = [("seen", bench.test_stream, bench.seen_names)]
     if bench.unseen_names:
         streams.append(("unseen", bench.unseen_stream, bench.unseen_names))
