@@ -226,7 +226,6 @@ def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
     return list(groups.values())
 
 
-<<<<<<< HEAD
 def _varying_recipe_keys(runs: Sequence[Run]) -> dict[str, list[str]]:
     """Per label (strategy and model), the recipe keys whose values differ among its runs."""
     recipes: dict[str, list[dict[str, Any]]] = {}
@@ -236,10 +235,7 @@ def _varying_recipe_keys(runs: Sequence[Run]) -> dict[str, list[str]]:
             for label, rs in recipes.items()}
 
 
-RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size")  # speed only, not the method
-=======
 RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir")  # speed only
->>>>>>> main
 
 
 def _marker(i: int) -> str:
