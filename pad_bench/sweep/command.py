@@ -49,13 +49,16 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
 
 
 def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
-    """Finalize each run's config on a copy as the run will (method switches such as presets, per-dataset
-    tables, the weights file): a bad one fails before anything runs."""
-    from ..training.runner import finalize
+    """Resolve each run's method switches (e.g. PAD presets) and per-dataset tables on a copy, as the run
+    will: a bad one fails before anything runs. Data and weights are left to the runs (nothing is written)."""
+    from ..config import resolve_dataset_tables
+    from ..registry import load_strategy_class
 
     for run in runs:
+        cfg = copy.deepcopy(run.config)
         try:
-            finalize(copy.deepcopy(run.config))
+            load_strategy_class(cfg["strategy"]["method"]).finalize_config(cfg)
+            resolve_dataset_tables(cfg)
         except UserError as e:
             raise UserError(f"{spec.path}: run {run.name}: {e}") from None
 
