@@ -53,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="with --dry-run: print a JSON list, one object per domain")
     r.set_defaults(func=cmd_run)
 
-    d = sub.add_parser("demo", help="synthetic stream, every strategy on clip-tiny, then compare")
+    d = sub.add_parser("demo", help="synthetic stream, the headline strategies (--all: every one), then compare")
     d.add_argument("--out", default="results/demo")
     d.add_argument("--data-root", default=str(DEFAULT_SYNTH_ROOT))
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--strategies", help="comma-separated subset (default: every method)")
+    d.add_argument("--strategies", help="comma-separated methods (default: the headline ones, see --all)")
+    d.add_argument("--all", action="store_true", help="every method, not only the headline ones (longer)")
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("compare", help="head-to-head tables and plots from run directories or sweep directories")
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="compare runs whose protocols differ (marked)")
     c.add_argument("--baseline", metavar="NAME",
                    help="a row label (or a unique part of one): every other row gets its paired difference from it")
+    c.add_argument("--published", action="store_true",
+                   help="also list the published results of other papers (not re-run; flagged where protocols differ)")
     c.set_defaults(func=cmd_compare)
 
     sw = sub.add_parser("sweep", help="many runs from a spec (strategies x grid x seeds), executed on Ray")
@@ -168,7 +171,7 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     run_demo(out=Path(args.out), data_root=Path(args.data_root), seed=args.seed,
-             only=args.strategies.split(",") if args.strategies else None)
+             only=args.strategies.split(",") if args.strategies else None, every=args.all)
     return 0
 
 
@@ -178,9 +181,12 @@ def cmd_compare(args) -> int:
     from .sweep.state import expand_compare_inputs
 
     runs, keys, out = expand_compare_inputs(args.runs, args.out)
-    written = compare_runs(runs, out, force=args.force, baseline=args.baseline, sweep_keys=keys)
+    written = compare_runs(runs, out, force=args.force, published=args.published, baseline=args.baseline,
+                           sweep_keys=keys)
     for name, path in written.items():
         print(f"{name}: {path}")
+    if args.published:
+        print("\n" + written["table.md"].read_text(encoding="utf-8"))
     return 0
 
 

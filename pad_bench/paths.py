@@ -23,3 +23,4 @@ def strategy_dirs() -> list[Path]:
     """Folders holding method folders: any in PAD_BENCH_STRATEGY_PATH (os.pathsep-separated), then the built-in one."""
     extra = [Path(p) for p in os.environ.get("PAD_BENCH_STRATEGY_PATH", "").split(os.pathsep) if p]
     return extra + [STRATEGIES_DIR]
+

@@ -62,7 +62,7 @@ def test_csv_has_means_and_stds(compared):
 def test_markdown_and_latex_show_mean_std_and_best(compared):
     _, out, written = compared
     md = written["table.md"].read_text()
-    assert "| finetune (resnet50) | 2 | 45.0 ± 2.8 / 55.0 ± 2.8 |" in md
+    assert "| finetune (resnet50) | resnet50 | 2 | 45.0 ± 2.8 / 55.0 ± 2.8 |" in md
     # pad's Seen-Avg is the best, but over 2 seeds (differences 13 and 9: paired t = 5.5, df 1,
     # p = 1 - 2 atan(5.5) / pi = 0.115) it is inside the noise: not bold
     assert "| 61.0 ± 0.0 / 71.0 ± 0.0 |" in md and "**61.0" not in md
@@ -116,12 +116,46 @@ def test_force_marks_the_differing_rows(tmp_path):
     b = write_fake_run(tmp_path, "b", strategy="pad", level=60, protocol={"image_size": [224, 224]})
     written = compare_runs([a, b], tmp_path / "out", force=True)
     md = written["table.md"].read_text()
-    assert "| pad (resnet50)† | 1 |" in md
-    assert "| finetune (resnet50) | 1 | 43.0 / 53.0 |" in md  # one run: no std
+    assert "| pad (resnet50)† | resnet50 | 1 |" in md
+    assert "| finetune (resnet50) | resnet50 | 1 | 43.0 / 53.0 |" in md  # one run: no std
     assert "protocol.image_size = [224, 224] (reference: [256, 128])" in md
     assert "protocol.cuhk03_mode = <unset> (reference: labeled)" in md
     assert r"$^{\dagger}$" in written["table.tex"].read_text()
     assert pd.read_csv(written["table.csv"])["marker"].fillna("").tolist() == ["", "†"]
+
+
+def _with_weights(run_dir, weights):
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg["model"]["weights"] = weights
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return run_dir
+
+
+def test_rows_show_their_backbone_and_a_mixed_table_warns(compared, tmp_path, caplog):
+    _, _, written = compared  # finetune on resnet50 next to pad on clip-tiny
+    md = written["table.md"].read_text()
+    assert "| method | backbone | n |" in md and "| pad (clip-tiny) | clip-tiny | 2 |" in md
+    assert "! this table mixes backbones (resnet50, clip-tiny)" in md
+    assert r"$^{!}$ this table mixes backbones" in written["table.tex"].read_text()
+    assert pd.read_csv(written["table.csv"])["backbone"].tolist() == ["resnet50", "clip-tiny"]
+
+    same = [_with_weights(write_fake_run(tmp_path, n, strategy=s, seed=0), "/w/resnet50-0676ba61.pth")
+            for n, s in (("ft", "finetune"), ("lstkc", "lstkc"))]
+    with caplog.at_level("WARNING", logger="pad_bench"):
+        md = compare_runs(same, tmp_path / "same")["table.md"].read_text()
+    assert "mixes backbones" not in md and not caplog.records
+    assert "| lstkc (resnet50) | resnet50 (resnet50-0676ba61.pth) | 1 |" in md
+
+    random = _with_weights(write_fake_run(tmp_path, "lstkc-random", strategy="lstkc", seed=1), "random")
+    with caplog.at_level("WARNING", logger="pad_bench"):
+        written = compare_runs(same + [random], tmp_path / "mixed", force=True)
+    md = written["table.md"].read_text()
+    # a random init is another backbone: its own row, never averaged with the ImageNet seeds
+    assert "| lstkc (resnet50) [model.weights=random] | resnet50 (random) | 1 |" in md
+    assert "mixes backbones (resnet50 (resnet50-0676ba61.pth), resnet50 (random))" in md
+    assert any("mixes backbones" in r.getMessage() for r in caplog.records)
 
 
 def test_missing_files_name_the_run(tmp_path):

@@ -1,4 +1,5 @@
 """LSTKC: R-STKT's rectified target and loss, E-LTKC's α (blockwise), state-dict fusion, one tiny run."""
+import csv
 import json
 import math
 
@@ -9,9 +10,9 @@ import torch.nn.functional as F
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.training.affinity import cosine_affinity
 from pad_bench.strategies.lstkc.eltkc import affinity_alpha
 from pad_bench.strategies.lstkc.rstkt import correctness_marks, rectified_target, rstkt_loss
+from pad_bench.training.affinity import cosine_affinity
 from pad_bench.training.fusion import fuse_state_dicts
 
 from conftest import tiny_sets
@@ -148,3 +149,19 @@ def test_lstkc_two_domain_run(synth_root, tmp_path):
     assert -1.0 <= second["fusion_alpha"] <= 1.0 and math.isfinite(second["fusion_alpha"])
     assert set(second["carried_bytes"]) == {"model"}  # the old model is not kept between domains
     assert "fused experience 2 with alpha" in (run_dir / "run.log").read_text()
+    # every step's terms reach losses.csv, unweighted; the tiny profile weighs id, tri and rstkt by 1
+    with open(run_dir / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps: dict = {}
+    for r in rows:
+        steps.setdefault((r["experience"], r["phase"], r["step"]), {})[r["term"]] = float(r["value"])
+    assert {tuple(sorted(v)) for k, v in steps.items() if k[0] == "1"} == {("id", "loss", "tri")}
+    assert {tuple(sorted(v)) for k, v in steps.items() if k[0] == "2"} == {("id", "loss", "rstkt", "tri")}
+    for v in steps.values():
+        assert v["loss"] == pytest.approx(v["id"] + v["tri"] + v.get("rstkt", 0.0), rel=1e-4)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(run_dir / "tb"))
+    tb.Reload()
+    rstkt = tb.Scalars("loss/train/rstkt")
+    assert [e.value for e in rstkt] == pytest.approx([v["rstkt"] for k, v in steps.items() if k[0] == "2"], rel=1e-4)

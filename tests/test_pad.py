@@ -2,6 +2,7 @@
 parameter accounting, and (slow) every ablation preset end to end on the tiny synthetic stream."""
 from __future__ import annotations
 
+import csv
 import math
 from types import SimpleNamespace
 
@@ -557,6 +558,14 @@ def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
     assert all(0 <= v <= 100 for v in summary["mAP"]["seen_avg"])
     later = summary["params"][1]
     assert later["trainable_params"] < later["total_params"]
+    with open(run / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    stage1 = {(r["experience"], r["term"]) for r in rows if r["phase"] == "stage1"}
+    assert {("1", "supcon"), ("2", "supcon")} <= stage1
+    assert ("1", "texkd") not in stage1 and (("2", "texkd") in stage1) == (preset in ("S3", "S5"))  # KD from domain 2
+    stage2 = {r["term"] for r in rows if r["phase"] == "train" and r["experience"] == "2"}
+    assert {"loss", "id", "tri", "i2t"} <= stage2
+    assert ({"featkd", "logitkd"} <= stage2) == (preset in ("S4", "S5"))
     first, last = (torch.load(p, weights_only=False)["strategy"]["model"]
                    for p in sorted((run / "checkpoints").glob("step*.pt")))
     visual0 = "reid.backbone.clip.visual.transformer.resblocks.0.attn.in_proj_weight"

@@ -27,6 +27,7 @@ import torch
 from pad_bench.config import resolve_config
 from pad_bench.models import create_model
 from pad_bench.models.zoo import model_config
+from pad_bench.strategies.pad.context import PADContext
 from pad_bench.strategies.pad.plugins.ema_viskd import EMAVisKDPlugin
 from pad_bench.strategies.pad.strategy import PAD, pad_base_loss, pad_plugins
 from pad_bench.training.losses import reid_losses
@@ -55,11 +56,11 @@ def pad_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Ca
     groups = PAD.param_groups(SimpleNamespace(model=net, hp=hp, exp_index=1))
     optimizer = torch.optim.Adam([g for g in groups if g["params"]])
     bank = torch.randn(args.num_classes, net.backbone.embed_dim, device=device)
-    kd = next(p for p in pad_plugins(hp, 5) if isinstance(p, EMAVisKDPlugin))
-    # The plugin's view of the strategy: exactly the attributes it reads.
-    state = SimpleNamespace(kd_active=True, model=net, text_bank=bank, autocast=lambda: autocast(device),
-                            loss_terms={})
-    kd.before_training_exp(state)
+    ctx = PADContext(model=net, seed=0, autocast=lambda: autocast(device), exp_index=1, kd_active=True,
+                     text_bank=bank)
+    kd = next(p for p in pad_plugins(hp, 5, ctx) if isinstance(p, EMAVisKDPlugin))
+    batch = SimpleNamespace()  # what the plugin reads from Avalanche's strategy: the batch and the student's taps
+    kd.before_training_exp(batch)
     taps = net.backbone.triplet_taps
 
     forward = torch.compile(net) if args.compile else net
@@ -67,13 +68,14 @@ def pad_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Ca
     def step() -> None:
         with autocast(device):
             out = forward(x)
-        state.loss, _ = pad_base_loss(out, y, bank, hp, taps)
-        state.mb_x, state.mb_output = x, out
-        kd.before_backward(state)
+        loss, _ = pad_base_loss(out, y, bank, hp, taps)
+        batch.mb_x, batch.mb_output = x, out
+        kd_total, _ = kd.loss(batch)
+        loss = loss + kd_total
         optimizer.zero_grad(set_to_none=True)
-        state.loss.backward()
+        loss.backward()
         optimizer.step()
-        kd.after_update(state)
+        kd.after_update(batch)
 
     return step
 

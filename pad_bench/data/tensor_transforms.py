@@ -63,12 +63,14 @@ class Erasing:
         cols = torch.arange(width, device=dev)[None, :]
         inside_r = (rows >= top[:, None]) & (rows < (top + h)[:, None])
         inside_c = (cols >= left[:, None]) & (cols < (left + w)[:, None])
-        mask = (inside_r[:, :, None] & inside_c[:, None, :] & erase[:, None, None])[:, None]
-        if self.fill is None:
-            fill = torch.randn(x.shape, generator=gen, device=dev, dtype=x.dtype)
+        mask = inside_r[:, :, None] & inside_c[:, None, :] & erase[:, None, None]  # (B, H, W)
+        if self.fill is None:  # noise for the erased pixels only
+            noise = torch.randn(c * int(mask.sum()), generator=gen, device=dev, dtype=x.dtype)
+            x.masked_scatter_(mask[:, None].expand_as(x), noise)
         else:
-            fill = torch.tensor(self.fill[:c], device=dev, dtype=x.dtype)[None, :, None, None]
-        return torch.where(mask, fill, x)
+            for ch in range(c):
+                x[:, ch].masked_fill_(mask, self.fill[ch])
+        return x
 
 
 @dataclass(frozen=True)
@@ -116,19 +118,20 @@ class TensorTrainTransform:
         return cls(flip_p, pad, norm, erasing)
 
     def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        b, _, height, width = x.shape
+        """uint8 (B, C, H, W) -> augmented, normalised float (B, C, H, W)."""
+        b, c, height, width = x.shape
         dev = x.device
         flip = torch.rand(b, generator=gen, device=dev) < self.flip_p
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        if self.pad:
-            # RandomCrop of the padded image: offsets uniform in 0..2*pad; outside pixels are 0.
-            off = torch.randint(0, 2 * self.pad + 1, (b, 2), generator=gen, device=dev) - self.pad
-            rows = torch.arange(height, device=dev)[None, :] + off[:, :1]
-            cols = torch.arange(width, device=dev)[None, :] + off[:, 1:]
-            valid = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-            batch = torch.arange(b, device=dev)[:, None, None]
-            x = x[batch, :, rows.clamp(0, height - 1)[:, :, None], cols.clamp(0, width - 1)[:, None, :]]
-            x = (x * valid[..., None]).permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W)
+        # Flip, pad and crop in one gather: output pixel (r, q) of the crop at offset (i, j) of the
+        # padded image is input pixel (r + i - pad, q + j - pad) of the (mirrored) image, 0 outside.
+        off = torch.randint(0, 2 * self.pad + 1, (b, 2), generator=gen, device=dev) - self.pad
+        rows = torch.arange(height, device=dev)[None, :] + off[:, :1]
+        cols = torch.arange(width, device=dev)[None, :] + off[:, 1:]
+        outside = ((rows < 0) | (rows >= height))[:, :, None] | ((cols < 0) | (cols >= width))[:, None, :]
+        cols = torch.where(flip[:, None], width - 1 - cols, cols)
+        x = x[torch.arange(b, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
+              rows.clamp(0, height - 1)[:, None, :, None], cols.clamp(0, width - 1)[:, None, None, :]]
+        x.masked_fill_(outside[:, None], 0)
         x = self.normalize(x)
         return self.erasing(x, gen) if self.erasing is not None else x
 

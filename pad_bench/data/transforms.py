@@ -2,8 +2,8 @@
 
 CLIP (PAD's pipeline, docs/methods/pad.md#data): mean = std = 0.5, bicubic train resize, bilinear
 test resize, torchvision's random erasing with random values. ResNet (the LSTKC family's pipeline,
-docs/methods/lstkc.md): ImageNet statistics, bicubic train and test resize, and that code's own
-random erasing (`ReIDRandomErasing`).
+docs/methods/lstkc.md) and the ImageNet ViT (PAEMA's copy of that pipeline): ImageNet statistics,
+bicubic train and test resize, and that code's own random erasing (`ReIDRandomErasing`).
 """
 from __future__ import annotations
 
@@ -15,11 +15,15 @@ from torch import Tensor
 from torchvision import transforms as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+# The ImageNet ViT (PAEMA) comes with the LSTKC-family data loader too, ImageNet statistics included
+# (although those ViT weights were trained at mean = std = 0.5).
 NORMALIZATION = {
     "clip": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "resnet": (IMAGENET_MEAN, (0.229, 0.224, 0.225)),
+    "vit": (IMAGENET_MEAN, (0.229, 0.224, 0.225)),
 }
-TEST_RESIZE = {"clip": T.InterpolationMode.BILINEAR, "resnet": T.InterpolationMode.BICUBIC}
+TEST_RESIZE = {"clip": T.InterpolationMode.BILINEAR, "resnet": T.InterpolationMode.BICUBIC,
+               "vit": T.InterpolationMode.BICUBIC}
 
 
 class ReIDRandomErasing:
@@ -59,7 +63,7 @@ def _normalize(family: str) -> T.Normalize:
 
 
 def _erasing(family: str, p: float):
-    return ReIDRandomErasing(p) if family == "resnet" else T.RandomErasing(p=p, value="random")
+    return ReIDRandomErasing(p) if family in ("resnet", "vit") else T.RandomErasing(p=p, value="random")
 
 
 def train_transform(size: Sequence[int], family: str, *, pad: int = 10, erasing: float = 0.5) -> T.Compose:

@@ -11,7 +11,7 @@ from ..registry import MODELS
 
 __all__ = ["create_model", "list_models", "model_config", "model_family", "model_options"]
 
-FAMILIES = ("clip", "resnet")
+FAMILIES = ("clip", "resnet", "vit")
 RUN_OPTIONS = ("gem_learnable",)  # model-config keys a run config may override (model.<key>)
 
 
@@ -38,7 +38,7 @@ def model_options(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def model_family(name: str) -> str:
-    """The model's family ("clip" or "resnet"), which also picks the input normalisation."""
+    """The model's family ("clip", "resnet" or "vit"), which also picks the input normalisation."""
     return model_config(name)["family"]
 
 

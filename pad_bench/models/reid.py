@@ -10,16 +10,22 @@ from torch import Tensor, nn
 from ..errors import UserError
 
 CLASSIFIER_STD = 0.001
+# The test feature: the embedding taps before or after their BNNecks.
+TEST_FEATURES = ("pre_bn", "post_bn")
 
 
 class ReIDNet(nn.Module):
     """`backbone` (CLIPBackbone / ResNetBackbone) + `necks[tap]` (BatchNorm1d) + `classifiers[tap]` (Linear)."""
 
     def __init__(self, backbone: nn.Module, *, num_classes: int = 0, bnneck_bias_trainable: bool = False,
-                 image_size: tuple[int, int] = (256, 128), spec: Mapping[str, Any] | None = None):
+                 image_size: tuple[int, int] = (256, 128), spec: Mapping[str, Any] | None = None,
+                 test_feature: str = "pre_bn", test_normalize: bool = True):
         super().__init__()
         if num_classes < 0:
             raise UserError(f"num_classes is {num_classes}; it must be >= 0")
+        if test_feature not in TEST_FEATURES:
+            raise UserError(f"model.test_feature must be one of {', '.join(TEST_FEATURES)}, got {test_feature!r}")
+        self.test_feature, self.test_normalize = test_feature, bool(test_normalize)
         self.backbone = backbone
         self.image_size = tuple(image_size)
         self.spec = dict(spec or {})  # the resolved model config, for the run directory
@@ -33,12 +39,15 @@ class ReIDNet(nn.Module):
         return next(iter(self.classifiers.values())).out_features
 
     def forward(self, x: Tensor, prompter: Callable | None = None) -> dict[str, Any]:
-        """Backbone taps, plus 'bn' and 'logits' per head tap and the L2-normalised test 'embedding'."""
+        """Backbone taps, plus 'bn' and 'logits' per head tap and the test 'embedding': the embedding
+        taps before (default) or after their BNNecks, L2-normalised unless test_normalize is off."""
         out: dict[str, Any] = self.backbone(x, prompter=prompter)
         bn = {tap: self.necks[tap](out[tap]) for tap in self.backbone.head_taps}
         out["bn"] = bn
         out["logits"] = {tap: self.classifiers[tap](f) for tap, f in bn.items()} if self.num_classes else {}
-        out["embedding"] = F.normalize(torch.cat([out[t] for t in self.backbone.embedding_taps], dim=1), dim=1)
+        source = bn if self.test_feature == "post_bn" else out
+        emb = torch.cat([source[t] for t in self.backbone.embedding_taps], dim=1)
+        out["embedding"] = F.normalize(emb, dim=1) if self.test_normalize else emb
         return out
 
     def grow_classifier(self, n_new: int, init: Mapping[str, Tensor] | None = None) -> None:

@@ -15,6 +15,7 @@ from . import model_config
 from .clip import CLIPBackbone
 from .reid import ReIDNet
 from .resnet import ResNetBackbone
+from .vit import ViTBackbone
 from .weights import RANDOM, resolve_weights
 
 __all__ = ["create_model", "model_config", "read_state_dict"]
@@ -27,11 +28,12 @@ _TORCHSCRIPT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
 
 def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
-                 image_size: tuple[int, int] | None = None, text_tower: bool = False, **overrides: Any) -> ReIDNet:
+                 image_size: tuple[int, int] | None = None, text_tower: bool = False,
+                 test_feature: str = "pre_bn", test_normalize: bool = True, **overrides: Any) -> ReIDNet:
     """Build model `name` of configs/models/<name>.yaml with `overrides` of its keys.
 
     weights: a local file (CLIP: OpenAI TorchScript .pt, open_clip .pt/.pth/.bin, .safetensors;
-    ResNet: a torchvision ImageNet state dict), or "random". None means the config's default:
+    ResNet: a torchvision ImageNet state dict; ViT: a timm ImageNet checkpoint), or "random". None means the config's default:
     PAD_BENCH_CLIP_WEIGHTS for clip-vit-b16 (required), random init for the others.
     """
     cfg = model_config(name)
@@ -46,6 +48,8 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
     arch = {k: v for k, v in cfg.items() if k not in _POLICY_KEYS + _REID_KEYS}
     if cfg["family"] == "clip":
         backbone = CLIPBackbone(image_size=size, text_tower=text_tower, **arch)
+    elif cfg["family"] == "vit":
+        backbone = ViTBackbone(image_size=size, **arch)
     else:
         backbone = ResNetBackbone(**arch)
     if path is not None:
@@ -53,7 +57,7 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
         _load_strict(module, sd, path)
     spec = {"name": name, **cfg, "weights": resolved, "text_tower": text_tower}
     return ReIDNet(backbone, num_classes=num_classes, bnneck_bias_trainable=cfg["bnneck_bias_trainable"],
-                   image_size=size, spec=spec)
+                   image_size=size, spec=spec, test_feature=test_feature, test_normalize=test_normalize)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:

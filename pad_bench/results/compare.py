@@ -1,15 +1,17 @@
 """`pad-bench compare`: tables (Markdown, CSV, LaTeX) and plots comparing finished runs.
 
-One row per strategy and model: final mAP/R1 per seen domain, Seen-Avg, Unseen-Avg and mean
-forgetting (mAP), plus a second table per unseen dataset. Seeds are averaged: `mean ± std`
-(sample std, ddof=1) with their count in `n`. A value is bold only when its row is best and
-significantly better than every other row (paired by seed, see stats.py), never inside the noise.
-With a baseline, a third table gives each row's mean difference from it with a 95 % CI and p.
+One row per strategy and model: its backbone (model and initial weights), final mAP/R1 per seen
+domain, Seen-Avg, Unseen-Avg and mean forgetting (mAP), plus a second table per unseen dataset.
+Seeds are averaged: `mean ± std` (sample std, ddof=1) with their count in `n`. A table whose rows
+use different backbones says so in a note and a logged warning. A value is bold only when its row
+is best and significantly better than every other row (paired by seed, see stats.py), never inside
+the noise. With a baseline, a third table gives each row's mean difference from it with a 95 % CI and p.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,10 +19,14 @@ from typing import Any, Callable, Sequence
 from ..errors import UserError
 from ..io import atomic_write_text
 from .plots import plot_comparison
+from .published import render_published_csv, render_published_markdown
 from .runs import Run, RunGroup, group_runs, load_run, setting_differences, union_in_order
 from .stats import PairedDifference, clear_winner, paired_difference
 
 SEEN_AVG, UNSEEN_AVG, FORGETTING = "Seen-Avg", "Unseen-Avg", "Forgetting"
+MIXED_MARKER = "!"
+
+log = logging.getLogger("pad_bench")
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,11 @@ class Column:
         return f"{self.group.lower().replace('-', '_')}_{self.metric}"
 
 
-def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, baseline: str | None = None,
-                 sweep_keys: Sequence[str] = ()) -> dict[str, Path]:
+def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, published: bool = False,
+                 baseline: str | None = None, sweep_keys: Sequence[str] = ()) -> dict[str, Path]:
     """Write table.md, table.csv, table.tex and the comparison plots into out_dir; return {file name: path}.
+    With `published`, table.md also lists the published results (not re-run, flagged where their
+    protocol or order differs) and published.csv holds them.
 
     `baseline` names a row (its label, or a part of it that only one label has): every other row gets
     its paired difference from it. Each of `sweep_keys` (dotted config keys) gets sensitivity plots.
@@ -61,11 +69,19 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, b
     title = f"{runs[0].benchmark}: final mAP/R1 (%)"
     sections = [("Seen domains", seen_cols), ("Unseen datasets", unseen_cols)]
     notes = footnotes(groups, runs[0])
+    mixed = mixed_backbones(runs)
+    if mixed:
+        log.warning(mixed)
+        notes.append((MIXED_MARKER, mixed))
     tables = {
         "table.md": render_markdown(title, sections, groups, notes, diffs),
         "table.csv": render_csv(seen_cols + unseen_cols, groups, diffs),
         "table.tex": render_latex(title, sections, groups, notes, diffs),
     }
+    if published:
+        configs = [r.config for r in runs]
+        tables["table.md"] += "\n" + render_published_markdown(configs)
+        tables["published.csv"] = render_published_csv(configs)
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     for name, text in tables.items():
@@ -161,6 +177,15 @@ def footnotes(groups: Sequence[RunGroup], ref: Run) -> list[tuple[str, str]]:
     return list(notes.items())
 
 
+def mixed_backbones(runs: Sequence[Run]) -> str | None:
+    """A warning when the runs use more than one backbone (model or initial weights), else None."""
+    backbones = union_in_order([[r.backbone for r in runs]])
+    if len(backbones) < 2:
+        return None
+    return (f"this table mixes backbones ({', '.join(backbones)}): rows differ by more than their method; "
+            "compare methods on one backbone (e.g. --profile resnet for fine-tune and joint next to LSTKC and DKP)")
+
+
 def fmt_setting(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(str, value)) + "]"
@@ -218,10 +243,11 @@ def render_markdown(title: str, sections: Sections, groups: Sequence[RunGroup], 
         pairs = _column_pairs(cols)
         best = {c: best_rows(c, groups) for c in cols}
         head = [f"{p[0].group} {'/'.join(c.metric for c in p)}" for p in pairs]
-        lines += [f"## {heading}", "", "| method | n | " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(pairs)]
+        lines += [f"## {heading}", "", "| method | backbone | n | " + " | ".join(head) + " |",
+                  "|---|---|---:|" + "---:|" * len(pairs)]
         for i, g in enumerate(groups):
             cells = [" / ".join(_md_cell(g, c, i in best[c]) for c in p) for p in pairs]
-            lines.append(f"| {g.display_label} | {len(g.runs)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {g.display_label} | {g.runs[0].backbone} | {len(g.runs)} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += [BOLD_LEGEND, ""]
     lines += [*(f"{m} {text}  " for m, text in notes), ""] if notes else []
@@ -248,18 +274,20 @@ DIFF_FIELDS = ("diff", "diff_ci_low", "diff_ci_high", "diff_p", "diff_n")
 
 
 def render_csv(cols: Sequence[Column], groups: Sequence[RunGroup], diffs: Differences | None = None) -> str:
-    """One row per group: label, strategy, model, n, marker, then `<column>_mean` and `<column>_std`;
+    """One row per group: label, strategy, model, backbone, n, marker, then `<column>_mean` and `<column>_std`;
     with a baseline also `is_baseline` and per summary column `<column>_diff[_ci_low|_ci_high|_p|_n]`."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    head = ["label", "strategy", "model", "n", "marker"] + [f"{c.csv_name}_{s}" for c in cols for s in ("mean", "std")]
+    head = (["label", "strategy", "model", "backbone", "n", "marker"]
+            + [f"{c.csv_name}_{s}" for c in cols for s in ("mean", "std")])
     if diffs is not None:
         head += ["is_baseline"] + [f"{c.csv_name}_{f}" for c in diffs.columns for f in DIFF_FIELDS]
     writer.writerow(head)
     for i, g in enumerate(groups):
         run = g.runs[0]
         values = [v for c in cols for v in g.stat(c.get)]
-        row = [g.label, run.strategy, run.model, len(g.runs), g.marker] + [_csv_number(v) for v in values]
+        row = ([g.label, run.strategy, run.model, run.backbone, len(g.runs), g.marker]
+               + [_csv_number(v) for v in values])
         if diffs is not None:
             row.append(i == diffs.baseline)
             for j in range(len(diffs.columns)):
@@ -283,7 +311,7 @@ def render_latex(title: str, sections: Sections, groups: Sequence[RunGroup], not
             continue
         pairs = _column_pairs(cols)
         best = {c: best_rows(c, groups) for c in cols}
-        spans, rules, col = [], [], 3
+        spans, rules, col = [], [], 4
         for p in pairs:
             spans.append(rf"\multicolumn{{{len(p)}}}{{c}}{{{latex_escape(p[0].group)}}}")
             rules.append(rf"\cmidrule(lr){{{col}-{col + len(p) - 1}}}")
@@ -292,17 +320,17 @@ def render_latex(title: str, sections: Sections, groups: Sequence[RunGroup], not
             r"\begin{table}[t]",
             r"\centering",
             rf"\caption{{{latex_escape(title)} --- {latex_escape(heading.lower())}}}",
-            r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}",
+            r"\begin{tabular}{ll" + "r" * (len(cols) + 1) + "}",
             r"\toprule",
-            "Method & $n$ & " + " & ".join(spans) + r" \\",
+            "Method & Backbone & $n$ & " + " & ".join(spans) + r" \\",
             " ".join(rules),
-            " & & " + " & ".join(c.metric + ("$\\downarrow$" if not c.higher_is_better else "") for c in cols) + r" \\",
+            " & & & " + " & ".join(c.metric + ("$\\downarrow$" if not c.higher_is_better else "") for c in cols) + r" \\",
             r"\midrule",
         ]
         for i, g in enumerate(groups):
             label = latex_escape(g.label) + (f"$^{{{_latex_marker(g.marker)}}}$" if g.marker else "")
             cells = [_tex_cell(g, c, i in best[c]) for c in cols]
-            body.append(f"{label} & {len(g.runs)} & " + " & ".join(cells) + r" \\")
+            body.append(f"{label} & {latex_escape(g.runs[0].backbone)} & {len(g.runs)} & " + " & ".join(cells) + r" \\")
         body.append(r"\bottomrule")
         body.append(r"\end{tabular}")
         body += [rf"\par\footnotesize $^{{{_latex_marker(m)}}}$ {latex_escape(text)}" for m, text in notes]
@@ -351,7 +379,7 @@ def _tex_cell(g: RunGroup, col: Column, bold: bool) -> str:
     return value if std is None else rf"{value}\,{{\scriptsize$\pm${std:.1f}}}"
 
 
-_LATEX_MARKERS = {"†": r"\dagger", "‡": r"\ddagger", "§": r"\S", "¶": r"\P", "#": r"\#"}
+_LATEX_MARKERS = {"†": r"\dagger", "‡": r"\ddagger", "§": r"\S", "¶": r"\P", "#": r"\#", MIXED_MARKER: "!"}
 
 
 def _latex_marker(marker: str) -> str:

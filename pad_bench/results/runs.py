@@ -62,12 +62,26 @@ class Run:
     def label(self) -> str:
         return f"{self.strategy} ({self.model})"
 
+    @property
+    def weights(self) -> str:
+        """Where the backbone's initial weights came from: `random`, a file name, or `default` (unrecorded)."""
+        value = (self.config.get("model") or {}).get("weights")
+        return "default" if value is None else Path(str(value)).name
+
+    @property
+    def backbone(self) -> str:
+        """The model and its initial weights, e.g. `resnet50 (resnet50-0676ba61.pth)`."""
+        return self.model if self.weights == "default" else f"{self.model} ({self.weights})"
+
     def recipe(self) -> dict[str, Any]:
         """The method's settings (strategy and train sections, flat), which seeds of one method share."""
         from ..config import flatten
 
         flat = flatten({"strategy": self.config.get("strategy") or {}, "train": self.config.get("train") or {}})
-        return {k: v for k, v in flat.items() if k not in RECIPE_IGNORED}
+        recipe = {k: v for k, v in flat.items() if k not in RECIPE_IGNORED}
+        if self.weights != "default":  # a random init and ImageNet weights are different methods' rows
+            recipe["model.weights"] = self.weights
+        return recipe
 
     @property
     def is_joint(self) -> bool:

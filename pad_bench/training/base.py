@@ -8,25 +8,33 @@ A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a
   export_state(model)          -> the inference weights `pad-bench export` writes (classmethod)
   adapt_model()                -> grow/reset heads at the start of an experience (before the optimizer)
   configure_trainable()        -> set requires_grad for this experience
-  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]
-  compute_loss(out, labels)    -> the per-iteration loss (plugins may add terms in before_backward)
+  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]; a group
+                                  may name its own "optimizer" (adam | sgd), else strategy.optimizer
+  compute_loss(out, labels)    -> the per-iteration loss; record its terms with record_losses()
   lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
+  start_experience(index)      -> set the experience's index and budget (call super), before any
+                                  plugin callback of the experience
+  end_experience()             -> once the experience's epochs are done, before the plugins'
+                                  after_training_exp (e.g. store what the next experience needs)
 and lists what it carries between experiences in `carried` (attribute names; plugins declare
-theirs the same way). Those objects are checkpointed and counted in summary.json.
+theirs the same way). Those objects are checkpointed and counted in summary.json (carried.py).
 
 What each experience ran with (domain, epochs, milestones, LR per optimizer group, batch, erasing,
 KD, trainable set) is read back from the strategy once the experience is set up
 (`experience_settings`, summary.json["experiences"]); `plan()` sets every experience up the same way
 without data or training (`pad-bench run --dry-run`). A method adds its own keys by overriding
 `experience_settings` and, when it sizes the model outside adapt_model, `plan_experience`.
+
+Plugin contract: a behaviour is an Avalanche plugin; one that adds loss terms subclasses
+`training.plugins.loss.LossPlugin` and returns them. A method whose plugins must run in a given
+order lists their classes in `plugin_order`; the constructor checks the order.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
-import torch.nn.functional as F
 from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -35,10 +43,13 @@ from ..config import per_domain
 from ..data.loading import loader_workers
 from ..data.sampler import make_batch_sampler
 from ..errors import UserError
-from .plugins.old_model import OldModelPlugin
+from .carried import carried_bytes, carried_owners, carried_values, pack_carried, unpack_carried
 from .checkpoint import load_model_state, model_state
+from .features import extract_features, normalized_class_means
 from .losses import reid_losses
-from .schedules import warmup_multistep
+from .optim import build_optimizer
+from .plugins.old_model import OldModelPlugin
+from .schedules import per_domain_list, warmup_multistep
 
 
 class ReIDStrategy(SupervisedTemplate):
@@ -48,6 +59,8 @@ class ReIDStrategy(SupervisedTemplate):
     carried: ClassVar[tuple[str, ...]] = ()
     #: True for methods trained once on all domains merged into one experience
     joint: ClassVar[bool] = False
+    #: plugin classes whose instances must appear in this order in the strategy's plugins
+    plugin_order: ClassVar[tuple[type, ...]] = ()
     #: the cached data path's device-side transforms (pad_bench.data.device_input), set by the runner
     device_input = None
 
@@ -81,6 +94,7 @@ class ReIDStrategy(SupervisedTemplate):
             eval_every=-1,
             **kwargs,
         )
+        check_plugin_order(type(self).__name__, self.plugins, self.plugin_order)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -99,7 +113,8 @@ class ReIDStrategy(SupervisedTemplate):
         m = cfg["model"]
         return create_model(m["name"], num_classes=0, weights=m.get("weights"),
                             image_size=tuple(cfg["protocol"]["image_size"]),
-                            text_tower=bool(m.get("text_tower", False)), **model_options(m))
+                            text_tower=bool(m.get("text_tower", False)), **model_options(m),
+                            test_feature=m.get("test_feature", "pre_bn"), test_normalize=m.get("test_normalize", True))
 
     # ---- hooks for methods --------------------------------------------------------------
     def adapt_model(self) -> None:
@@ -107,7 +122,7 @@ class ReIDStrategy(SupervisedTemplate):
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
         if (self.model.num_classes > 0 and not self.planning
-                and self.hp.get("classifier_init", "class_means") == "class_means"):
+                and self.hp.get("classifier_init", "class_means") in ("class_means", "test_feature_means")):
             init = self.class_mean_rows()
         self.model.grow_classifier(n_new, init)
 
@@ -122,8 +137,11 @@ class ReIDStrategy(SupervisedTemplate):
         """ID loss on every head tap + batch-hard triplet on every triplet tap."""
         hp = self.hp
         ce, tri = reid_losses(out, labels, hp, self.model.backbone.triplet_taps)
-        self.loss_terms.update(id=float(ce.detach()), tri=float(tri.detach()))
+        self.record_losses({"id": ce, "tri": tri})
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
+
+    def end_experience(self) -> None:
+        """Called once the experience's epochs are done, before the plugins' after_training_exp."""
 
     def lr_factor(self, epoch: int) -> float:
         """Warmup-multistep for the 0-based epoch of the current experience. `schedule_step`
@@ -180,6 +198,7 @@ class ReIDStrategy(SupervisedTemplate):
         }
 
     def start_experience(self, index: int) -> None:
+        """Called when experience `index` starts (in training and in the dry run), before any plugin callback."""
         self.exp_index = index
         self.train_epochs = int(per_domain(self.train_cfg["epochs"], index))
         self.epoch = 0
@@ -215,40 +234,40 @@ class ReIDStrategy(SupervisedTemplate):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    @torch.no_grad()
     def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
-        """Eval-mode features of a dataset (eval transforms) plus labels: {key: (N, d), "labels": (N,)}."""
-        model = model or self.model
-        was_training = model.training
-        model.eval()
-        loader = DataLoader(dataset.eval(), batch_size=self.eval_mb_size, shuffle=False,
-                            num_workers=loader_workers(self.train_cfg))
-        out: dict[str, list] = {k: [] for k in keys + ("labels",)}
-        for batch in loader:
-            x = batch[0].to(self.device)
-            if self.device_input is not None:
-                x = self.device_input.eval_batch(x)
-            with self.autocast():
-                feats = model(x)
-            for k in keys:
-                out[k].append(_get(feats, k).float())
-            out["labels"].append(batch[1].to(self.device))
-        model.train(was_training)
-        return {k: torch.cat(v) for k, v in out.items()}
+        """Eval-mode features of a dataset (eval transforms) plus labels and camera ids:
+        {key: (N, d), "labels": (N,), "camids": (N,)}."""
+        prepare = self.device_input.eval_batch if self.device_input is not None else None
+        return extract_features(model or self.model, dataset, keys=keys, batch_size=self.eval_mb_size,
+                                num_workers=loader_workers(self.train_cfg), device=self.device,
+                                autocast=self.autocast, prepare=prepare)
 
     def class_mean_rows(self) -> dict[str, Tensor]:
-        """L2-normalised class means of this experience's (pre-BN) head-tap features, one row per
-        new class, from the current model in eval mode (as the LSTKC/DKP code does)."""
+        """L2-normalised class means of this experience's head-tap features, one row per new class,
+        from the current model in eval mode. classifier_init 'class_means': means of the L2-normalised
+        pre-BN features (the LSTKC/DKP code); 'test_feature_means': means of the un-normalised features
+        the test feature is made of, pre- or post-BN as model.test_feature says (PAEMA's and LSTKC++'s
+        code, which average what their models return in eval mode)."""
         taps = tuple(self.model.classifiers.keys())
-        feats = self.extract(self.experience.dataset, keys=taps)
+        raw = self.hp.get("classifier_init") == "test_feature_means"
+        keys = tuple(f"bn.{t}" if raw and self.model.test_feature == "post_bn" else t for t in taps)
+        feats = self.extract(self.experience.dataset, keys=keys)
         labels = feats["labels"] - self.class_offsets[self.exp_index]
         n = self.num_classes_per_exp[self.exp_index]
-        rows = {}
-        for t in taps:
-            f = F.normalize(feats[t], dim=1)
-            sums = torch.zeros(n, f.shape[1], device=f.device).index_add_(0, labels, f)
-            rows[t] = F.normalize(sums / torch.bincount(labels, minlength=n).clamp_min(1)[:, None], dim=1)
-        return rows
+        return {t: normalized_class_means(feats[key], labels, n, normalize=not raw) for t, key in zip(taps, keys)}
+
+    def record_losses(self, terms: Mapping[str, Tensor | float]) -> None:
+        """Record unweighted loss terms of the current step by name (progress bar, TensorBoard, losses.csv)."""
+        self.loss_terms.update({k: float(v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
+
+    def log_losses(self, phase: str, total: Tensor, epoch: int | None = None) -> None:
+        """Hand the current step's total and terms to the run's loss logs (a step outside Avalanche's
+        iteration loop, e.g. PAD's stage 1, calls this itself)."""
+        from .loss_log import LossLog
+
+        for p in self.plugins:
+            if isinstance(p, LossLog):
+                p.log(self, phase, total, epoch)
 
     # ---- Avalanche overrides ------------------------------------------------------------
     def _before_training_exp(self, **kwargs):
@@ -284,13 +303,7 @@ class ReIDStrategy(SupervisedTemplate):
         if not groups:
             raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
         self.base_lrs = [g["lr"] for g in groups]
-        opt = self.hp.get("optimizer", "adam")
-        if opt == "adam":
-            self.optimizer = torch.optim.Adam(groups)
-        elif opt == "sgd":
-            self.optimizer = torch.optim.SGD(groups, momentum=self.hp.get("momentum", 0.9))
-        else:
-            raise UserError(f"strategy.optimizer must be adam or sgd, got {opt!r}")
+        self.optimizer = build_optimizer(groups, self.hp.get("optimizer", "adam"), self.hp.get("momentum", 0.9))
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):
@@ -323,31 +336,32 @@ class ReIDStrategy(SupervisedTemplate):
             return torch.zeros((), device=self.device)
         return self.compute_loss(self.mb_output, self.mb_y)
 
+    def _before_training_iteration(self, **kwargs):
+        self.loss_terms = {}
+        super()._before_training_iteration(**kwargs)
+
     def _after_training_iteration(self, **kwargs):
         self.images_seen += len(self.mb_y)
         super()._after_training_iteration(**kwargs)
 
     def _after_training_exp(self, **kwargs):
+        self.end_experience()
         super()._after_training_exp(**kwargs)
         self.param_history.append(self.param_report())
 
     # ---- carried state, accounting, checkpoints -----------------------------------------
     def carried_owners(self) -> list[tuple[str, Any]]:
         """(prefix, owner) of everything that declares `carried`: the strategy and its plugins."""
-        owners = [("", self)]
-        owners += [(type(p).__name__ + ".", p) for p in self.plugins if getattr(p, "carried", ())]
-        return owners
+        return carried_owners(self, self.plugins)
 
     def carried_state(self) -> dict[str, Any]:
-        return {prefix + name: getattr(owner, name) for prefix, owner in self.carried_owners()
-                for name in owner.carried}
+        return carried_values(self.carried_owners())
 
     def param_report(self) -> dict:
         params = list(self.model.parameters())
         total = sum(p.numel() for p in params)
         trainable = sum(p.numel() for p in params if p.requires_grad)
-        carried = {k: nbytes(v) for k, v in self.carried_state().items()}
-        carried["model"] = nbytes(self.model)
+        carried = carried_bytes(self.carried_owners(), self.model)
         return {
             "experience": self.exp_index,
             "total_params": total,
@@ -358,52 +372,23 @@ class ReIDStrategy(SupervisedTemplate):
         }
 
     def checkpoint_state(self) -> dict:
-        carried = {}
-        for prefix, owner in self.carried_owners():
-            for name in owner.carried:
-                v = getattr(owner, name)
-                carried[prefix + name] = ("module", v.state_dict()) if isinstance(v, nn.Module) else ("value", v)
+        carried = pack_carried(self.carried_owners())
         return {"model": model_state(self.model), "carried": carried, "exp_index": self.exp_index,
                 "images_seen": self.images_seen, "param_history": self.param_history,
                 "experience_history": self.experience_history}
 
     def load_checkpoint_state(self, state: dict) -> None:
         load_model_state(self.model, state["model"])
-        for prefix, owner in self.carried_owners():
-            for name in owner.carried:
-                kind, value = state["carried"][prefix + name]
-                if kind == "module":
-                    getattr(owner, name).load_state_dict(value)
-                else:
-                    setattr(owner, name, value)
+        unpack_carried(self.carried_owners(), state["carried"])
         self.exp_index = state["exp_index"]
         self.images_seen = state["images_seen"]
         self.param_history = state["param_history"]
         self.experience_history = state.get("experience_history", [])
 
 
-def _get(out: Any, key: str) -> Tensor:
-    """out["a.b"] -> out["a"]["b"] for nested model outputs."""
-    for part in key.split("."):
-        out = out[part]
-    return out
-
-
-def per_domain_list(value: list, index: int) -> list:
-    """Milestones: one list for all domains, or a list of lists (one per domain)."""
-    if value and isinstance(value[0], list):
-        return value[min(index, len(value) - 1)]
-    return value
-
-
-def nbytes(obj: Any) -> int:
-    """Bytes held by tensors in obj (a tensor, module, or nested dict/list/tuple of them)."""
-    if isinstance(obj, Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, nn.Module):
-        return sum(nbytes(t) for t in list(obj.parameters()) + list(obj.buffers()))
-    if isinstance(obj, dict):
-        return sum(nbytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(nbytes(v) for v in obj)
-    return 0
+def check_plugin_order(owner: str, plugins: list, order: tuple[type, ...]) -> None:
+    """Raise if instances of the classes in `order` appear among `plugins` out of that order."""
+    present = [type(p) for p in plugins if type(p) in order]
+    if present != sorted(present, key=order.index):
+        raise ValueError(f"{owner}: plugins {', '.join(c.__name__ for c in present)} are out of order; "
+                         f"{owner}.plugin_order requires {', '.join(c.__name__ for c in order)}")

@@ -9,11 +9,14 @@ from torch import Tensor
 from ..errors import UserError
 
 
-def fuse_state_dicts(new: Mapping[str, Tensor], old: Mapping[str, Tensor], alpha: float) -> dict[str, Tensor]:
+def fuse_state_dicts(new: Mapping[str, Tensor], old: Mapping[str, Tensor], alpha: float, *,
+                     allow_shrink: bool = False) -> dict[str, Tensor]:
     """θ = α·θ_new + (1−α)·θ_old for every entry, BN buffers included (docs/methods/lstkc.md).
 
     An entry that grew along dim 0 since `old` (a classifier with new identities) fuses only its
-    first rows, the old identities; the rows after them come from `new`. Integer buffers (BN's
+    first rows, the old identities; the rows after them come from `new`. With allow_shrink, an entry
+    of `new` with fewer rows than `old` (an earlier model fused with a later one, as LSTKC++ does)
+    keeps its own row count and fuses them with `old`'s first rows. Integer buffers (BN's
     num_batches_tracked) come from `new`.
     """
     if set(new) != set(old):
@@ -30,6 +33,8 @@ def fuse_state_dicts(new: Mapping[str, Tensor], old: Mapping[str, Tensor], alpha
         elif t_new.dim() and t_new.shape[1:] == t_old.shape[1:] and t_new.shape[0] > t_old.shape[0]:
             n = t_old.shape[0]
             fused[key] = torch.cat([alpha * t_new[:n] + (1 - alpha) * t_old, t_new[n:]])
+        elif allow_shrink and t_new.dim() and t_new.shape[1:] == t_old.shape[1:]:
+            fused[key] = alpha * t_new + (1 - alpha) * t_old[:t_new.shape[0]]
         else:
             raise UserError(f"cannot fuse '{key}': shape {tuple(t_new.shape)} did not grow from {tuple(t_old.shape)}")
     return fused

@@ -24,6 +24,7 @@ from ..models.weights import resolve_weights
 from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .loss_log import LossLog
 from .progress import ProgressPlugin
 
 log = logging.getLogger("pad_bench")
@@ -99,10 +100,12 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     from ..metrics.plugin import RetrievalMetric
 
     metric = RetrievalMetric()
-    evaluator = EvaluationPlugin(metric, loggers=[TensorboardLogger(tb_log_dir=str(store.path / "tb"))])
+    tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
+    evaluator = EvaluationPlugin(metric, loggers=[tb])
     model = strategy_cls.build_model(cfg, bench)
     strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                            device=str(device), plugins=[ProgressPlugin(disable=not progress)], evaluator=evaluator)
+                            device=str(device), evaluator=evaluator,
+                            plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
     strategy.device_input = bench.device_input
 
     state = load_latest_checkpoint(store.checkpoints) if resume else None

@@ -8,3 +8,19 @@ def warmup_multistep(epoch: int, milestones: list[int], *, warmup_epochs: int = 
     Stepped after each epoch, the 0-based epoch e trains at factor(e); stepped before, at factor(e + 1)."""
     warm = warmup_factor + (1 - warmup_factor) * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
     return warm * gamma ** sum(epoch >= m for m in milestones)
+
+
+def per_domain_list(value: list, index: int) -> list:
+    """Milestones: one list for all domains, or a list of lists (one per domain)."""
+    if value and isinstance(value[0], list):
+        return value[min(index, len(value) - 1)]
+    return value
+
+
+def resolve_milestones_by_dataset(cfg: dict) -> None:
+    """strategy.milestones_by_dataset ({dataset: milestones}, e.g. MSMT17's [20, 30] in the LSTKC-family
+    code) turns strategy.milestones into one list per training domain, in place."""
+    hp, domains = cfg["strategy"], cfg["benchmark"]["domains"]
+    special = hp.get("milestones_by_dataset") or {}
+    if any(d in special for d in domains):
+        hp["milestones"] = [special.get(d, per_domain_list(hp["milestones"], i)) for i, d in enumerate(domains)]

@@ -5,10 +5,11 @@ import torch
 
 from pad_bench.models import create_model, model_family, model_options
 from pad_bench.registry import register_strategy
-from pad_bench.training.base import ReIDStrategy, per_domain_list
+from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.losses import id_loss
 from pad_bench.training.plugins.fusion import FusionPlugin
 from pad_bench.training.plugins.old_model import OldModelPlugin
+from pad_bench.training.schedules import resolve_milestones_by_dataset
 
 from .plugins.dkt import DKTPlugin
 from .plugins.prototypes import PrototypePlugin
@@ -20,23 +21,23 @@ from .uncertainty import dkp_model
 class DKP(ReIDStrategy):
     """CE averaged over μ and its samples + set triplet; DKT, fusion and prototypes are plugins."""
 
+    # the old model exists before fusion reads it; the prototypes describe the fused model
+    plugin_order = (OldModelPlugin, DKTPlugin, FusionPlugin, PrototypePlugin)
+
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = cfg["strategy"]
-        old = OldModelPlugin()
+        self.old = old = OldModelPlugin()  # DKP++ distils from it
         protos = PrototypePlugin(bn_mode=hp["dkp_proto_bn"])
         own = [old,
                DKTPlugin(protos=protos, weight=hp["dkt_weight"], lambda1=hp["dkt_lambda1"], lambda2=hp["dkt_lambda2"]),
                FusionPlugin(old=old, alpha=hp["fusion_alpha"]),
-               protos]  # after fusion: the prototypes describe the fused model
+               protos]
         super().__init__(cfg=cfg, plugins=own + list(plugins or []), **kwargs)
 
     @classmethod
     def finalize_config(cls, cfg: dict) -> None:
         """Per-dataset milestones (DKP: [20, 30] on MSMT17) become a per-domain milestone list."""
-        hp, domains = cfg["strategy"], cfg["benchmark"]["domains"]
-        special = hp.get("milestones_by_dataset") or {}
-        if any(d in special for d in domains):
-            hp["milestones"] = [special.get(d, per_domain_list(hp["milestones"], i)) for i, d in enumerate(domains)]
+        resolve_milestones_by_dataset(cfg)
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> torch.nn.Module:
@@ -49,8 +50,13 @@ class DKP(ReIDStrategy):
     def compute_loss(self, out: dict, labels: torch.Tensor) -> torch.Tensor:
         """CE on μ and every sample (averaged), and the set triplet (samples against batch μ's)."""
         hp = self.hp
-        logits = [out["logits"]["mu"], *out["sample_logits"]]
-        ce = torch.stack([id_loss(z, labels, hp["label_smoothing"]) for z in logits]).mean()
+        ce = sample_id_loss(out, labels, hp["label_smoothing"])
         tri = set_triplet(out["samples"], out["mu"], labels)
-        self.loss_terms.update(id=float(ce.detach()), tri=float(tri.detach()))
+        self.record_losses({"id": ce, "tri": tri})
         return hp["id_weight"] * ce + hp["triplet_weight"] * tri
+
+
+def sample_id_loss(out: dict, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The ID loss averaged over the logits of μ and of every sample."""
+    logits = [out["logits"]["mu"], *out["sample_logits"]]
+    return torch.stack([id_loss(z, labels, label_smoothing) for z in logits]).mean()

@@ -13,6 +13,8 @@ from .plugins.rstkt import RSTKTPlugin
 class LSTKC(ReIDStrategy):
     """The base losses (CE + soft-margin triplet) with the R-STKT and E-LTKC plugins."""
 
+    plugin_order = (OldModelPlugin, RSTKTPlugin, ELTKCPlugin)  # the old model's copy exists before they read it
+
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = cfg["strategy"]
         old = OldModelPlugin()

@@ -26,10 +26,9 @@ partial unfreeze. Dataset-specific entries (MSMT17's schedule; CUHK03's batch, e
 follow the dataset in both. Ablation rows S0-S5 of docs/methods/pad.md#ablation-rows: `strategy.preset`
 (or strategies/pad/pad-s0.yaml ... pad-s5.yaml).
 
-Plugin interface offered to PAD's plugins: `prompt_pool`, `kd_active`, `text_bank`, `model`
-(PADNet: `text_features`, `text_bank`, `image_teacher`), `autocast()`, `seed`, `exp_index`,
-`loss_terms`; stage-1 hooks `start_stage1(strategy)` / `stage1_loss(strategy, image, labels)` on any
-plugin that defines them.
+PAD's plugins read a PADContext (context.py: model, a PADNet with `text_features`, `text_bank` and
+`image_teacher`; seed, autocast, exp_index, kd_active, text_bank) that the strategy keeps current;
+those taking part in stage 1 are Stage1Plugins (plugins/stage1.py). Loss terms go back as return values (LossPlugin, Stage1Plugin.stage1_loss).
 """
 from __future__ import annotations
 
@@ -38,14 +37,17 @@ from torch import Tensor
 
 from pad_bench.config import per_domain, resolve_dataset_tables
 from pad_bench.errors import UserError
-from .prompts import EVAL_ACTIVE_SLOTS, PADNet, VAPromptPool
-from .plugins.ema_viskd import BANKS, EMAVisKDPlugin
-from .plugins.prompt_growth import PromptGrowthPlugin, domain_slot_counts
-from .plugins.texkd import TexKDPlugin
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
-from .distill import FEATKD_REDUCTIONS, symmetric_supcon
 from pad_bench.training.losses import id_loss, reid_losses
+
+from .context import PADContext
+from .distill import FEATKD_REDUCTIONS, symmetric_supcon
+from .plugins.ema_viskd import BANKS, EMAVisKDPlugin
+from .plugins.prompt_growth import PromptGrowthPlugin, domain_slot_counts
+from .plugins.stage1 import Stage1Plugin
+from .plugins.texkd import TexKDPlugin
+from .prompts import EVAL_ACTIVE_SLOTS, PADNet, VAPromptPool
 from .schedule import stage1_lr
 
 COMPONENTS = ("freeze", "va_prompt", "texkd", "viskd")
@@ -134,17 +136,18 @@ def pad_base_loss(out: dict, labels: Tensor, bank: Tensor, hp: dict,
     return loss, terms
 
 
-def pad_plugins(hp: dict, n_domains: int) -> list:
-    """The plugins the resolved switches ask for."""
+def pad_plugins(hp: dict, n_domains: int, ctx: PADContext) -> list:
+    """The plugins the resolved switches ask for, in PAD.plugin_order."""
     plugins: list = []
     if hp["va_prompt"]:
-        plugins.append(PromptGrowthPlugin(domain_slot_counts(hp["new_slots"], n_domains, hp["va_pool_size"])))
+        plugins.append(PromptGrowthPlugin(domain_slot_counts(hp["new_slots"], n_domains, hp["va_pool_size"]),
+                                          ctx=ctx))
     if hp["texkd"] and hp["texkd_teacher"] != "off":
-        plugins.append(TexKDPlugin(teacher=hp["texkd_teacher"], weight=hp["texkd_weight"],
+        plugins.append(TexKDPlugin(ctx=ctx, teacher=hp["texkd_teacher"], weight=hp["texkd_weight"],
                                    temperature=hp["texkd_temperature"], scale=hp["texkd_logit_scale"],
                                    extra_classes=hp["texkd_extra_classes"]))
     if hp["viskd"]:
-        plugins.append(EMAVisKDPlugin(alpha=hp["ema_alpha"], feat_weight=hp["featkd_weight"],
+        plugins.append(EMAVisKDPlugin(ctx=ctx, alpha=hp["ema_alpha"], feat_weight=hp["featkd_weight"],
                                       logit_weight=hp["logitkd_weight"], temperature=hp["logitkd_temperature"],
                                       featkd_reduction=hp["featkd_reduction"], bank=hp["logitkd_bank"]))
     return plugins
@@ -154,12 +157,15 @@ def pad_plugins(hp: dict, n_domains: int) -> list:
 class PAD(ReIDStrategy):
     """PAD as a ReIDStrategy: two stages per domain, plugins for prompt growth, TEXKD and EMA-VISKD."""
 
+    # new slots exist before the EMA teacher copies the model; TEXKD's stage 1 comes before stage 2's KD
+    plugin_order = (PromptGrowthPlugin, TexKDPlugin, EMAVisKDPlugin)
+
     def __init__(self, *, model: PADNet, cfg: dict, num_classes: list[int], class_offsets: list[int],
                  device: str = "cpu", plugins: list | None = None, evaluator=None):
-        own = pad_plugins(cfg["strategy"], len(num_classes))
+        self.context = PADContext(model=model, seed=int(cfg["seed"]), autocast=self.autocast)
+        own = pad_plugins(cfg["strategy"], len(num_classes), self.context)
         super().__init__(model=model, cfg=cfg, num_classes=num_classes, class_offsets=class_offsets,
                          device=device, plugins=own + list(plugins or []), evaluator=evaluator)
-        self.text_bank: Tensor | None = None  # (C, D) of the current domain, fixed after stage 1
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -183,11 +189,6 @@ class PAD(ReIDStrategy):
                                 learn_keys=hp["va_key_learning"] == "pull_constraint")
         return PADNet(reid, pool)
 
-    # ---- interface for PAD's plugins ----------------------------------------------------------
-    @property
-    def prompt_pool(self) -> VAPromptPool:
-        return self.model.va_prompt
-
     @property
     def kd_active(self) -> bool:
         """Whether distillation applies in the current domain (the resolved `kd` table; never at position 0)."""
@@ -202,6 +203,10 @@ class PAD(ReIDStrategy):
         return int(per_domain(self.hp["stage1_batch"], self.exp_index))
 
     # ---- ReIDStrategy hooks -------------------------------------------------------------------
+    def start_experience(self, index: int) -> None:
+        super().start_experience(index)
+        self.context.exp_index, self.context.kd_active = index, self.kd_active
+
     def forward(self):
         """The student under the training slot rule; evaluation under the test-time rule (eval_active_slots)."""
         with self.autocast():
@@ -228,8 +233,9 @@ class PAD(ReIDStrategy):
             for g in ("head", "backbone")]
 
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
-        loss, terms = pad_base_loss(out, self.local_labels, self.text_bank, self.hp, self.model.backbone.triplet_taps)
-        self.loss_terms.update({k: float(v.detach()) for k, v in terms.items()})
+        loss, terms = pad_base_loss(out, self.local_labels, self.context.text_bank, self.hp,
+                                    self.model.backbone.triplet_taps)
+        self.record_losses(terms)
         return loss
 
     # ---- stage 1 ------------------------------------------------------------------------------
@@ -248,34 +254,38 @@ class PAD(ReIDStrategy):
         optimizer = torch.optim.Adam([ctx], lr=base_lr, weight_decay=0.0)
         epochs = self.stage1_epochs
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.exp_index)
-        hooked = [p for p in self.plugins if hasattr(p, "stage1_loss")]
+        hooked = [p for p in self.plugins if isinstance(p, Stage1Plugin)]
         for p in hooked:
-            p.start_stage1(self)
+            p.start_stage1()
         for epoch in range(1, epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = stage1_lr(epoch, base_lr, epochs, lr_min=hp["stage1_lr_min"],
                                         warmup_lr=hp["stage1_warmup_lr"], warmup_epochs=hp["stage1_warmup_epochs"])
             for idx in torch.randperm(len(labels), generator=generator).split(self.stage1_batch):
                 idx = idx.to(feats.device)
+                self.loss_terms = {}
                 loss = self.stage1_loss(feats[idx], labels[idx], hooked)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                self.log_losses("stage1", loss, epoch)
         ctx.requires_grad_(False)
-        self.loss_terms.clear()  # stage-2 terms only on the progress bar from here on
+        self.loss_terms = {}
         with self.autocast():
-            self.text_bank = self.model.text_bank()
+            self.context.text_bank = self.model.text_bank()
 
-    def stage1_loss(self, image: Tensor, labels: Tensor, hooked: list) -> Tensor:
+    def stage1_loss(self, image: Tensor, labels: Tensor, hooked: list[Stage1Plugin]) -> Tensor:
         """Symmetric SupCon between cached image features and their identities' prompts, plus plugin terms."""
         with self.autocast():
             text = self.model.text_features(labels).float()
         loss = symmetric_supcon(image, text, labels)
-        self.loss_terms["supcon"] = float(loss.detach())
+        self.record_losses({"supcon": loss})
         for p in hooked:
-            term = p.stage1_loss(self, image, labels)
-            if term is not None:
-                loss = loss + term
+            out = p.stage1_loss(image, labels)
+            if out is not None:
+                total, terms = out
+                loss = loss + total
+                self.record_losses(terms)
         return loss
 
     # ---- what ran ---------------------------------------------------------------------------------

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import torch
-from avalanche.core import SupervisedPlugin
 
+from pad_bench.training.plugins.loss import LossPlugin, LossTerms
 from pad_bench.training.plugins.old_model import OldModelPlugin
 
 from ..rstkt import rstkt_loss
 
 
-class RSTKTPlugin(SupervisedPlugin):
+class RSTKTPlugin(LossPlugin):
     """Adds weight·KL(T ‖ A_new) on the batch's L2-normalised test features ('embedding') whenever
     `old` holds a frozen previous model, i.e. from the second experience on."""
 
@@ -17,11 +17,10 @@ class RSTKTPlugin(SupervisedPlugin):
         super().__init__()
         self.old, self.weight, self.temperature = old, weight, temperature
 
-    def before_backward(self, strategy, **kwargs):
+    def loss(self, strategy) -> LossTerms | None:
         if self.old.model is None:
-            return
+            return None
         with torch.no_grad(), strategy.autocast():
             feats_old = self.old.model(strategy.mb_x)["embedding"]
         kd = rstkt_loss(strategy.mb_output["embedding"], feats_old, strategy.mb_y, self.temperature)
-        strategy.loss = strategy.loss + self.weight * kd
-        strategy.loss_terms["rstkt"] = float(kd.detach())
+        return self.weight * kd, {"rstkt": kd}

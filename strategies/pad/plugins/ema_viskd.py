@@ -1,27 +1,28 @@
 """EMA-VISKD (docs/methods/pad.md#losses): an EMA teacher of the image side, with feature and logit distillation.
 
-From the strategy it reads `kd_active` (KD applies in this domain), `model` (a PADNet: its image side
-is copied into the teacher), `mb_x`, `mb_output` (the student's taps), `text_bank` (this domain's
-fixed bank, after stage 1) and `autocast()`; it adds its terms to `strategy.loss` in before_backward
-and reports them in `strategy.loss_terms`.
+From the PADContext it reads `kd_active` (KD applies in this domain), `model` (a PADNet: its image
+side is copied into the teacher), `text_bank` (this domain's fixed bank, after stage 1) and
+`autocast()`; from Avalanche's strategy the batch (`mb_x`) and the student's taps (`mb_output`). It
+returns its terms as a LossPlugin.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
-from avalanche.core import SupervisedPlugin
 from torch import Tensor
 
 from pad_bench.errors import UserError
+from pad_bench.training.plugins.loss import LossPlugin, LossTerms
 
+from ..context import PADContext
 from ..distill import FEATKD_REDUCTIONS, ema_update_, feat_kd, logit_kd
 from ..prompts import ImageTeacher
 
 BANKS = ("current", "all_seen")
 
 
-class EMAVisKDPlugin(SupervisedPlugin):
+class EMAVisKDPlugin(LossPlugin):
     """Teacher = the image side at the start of the experience, then θ_t ← α·θ_t + (1-α)·θ_s after every
     step, over the tensors that train (one fused update; the frozen ones are shared with the student).
     The released code also averages the BNNeck statistics; they never reach a KD term (KD reads the
@@ -34,7 +35,7 @@ class EMAVisKDPlugin(SupervisedPlugin):
 
     carried = ("seen_banks",)
 
-    def __init__(self, *, alpha: float = 0.997, feat_weight: float = 0.5, logit_weight: float = 0.5,
+    def __init__(self, *, ctx: PADContext, alpha: float = 0.997, feat_weight: float = 0.5, logit_weight: float = 0.5,
                  temperature: float = 4.0, taps: Sequence[str] = ("x11", "x12", "proj"),
                  featkd_reduction: str = "mean", bank: str = "current"):
         super().__init__()
@@ -45,6 +46,7 @@ class EMAVisKDPlugin(SupervisedPlugin):
                             f"got {featkd_reduction!r}")
         if not 0.0 <= alpha <= 1.0:
             raise UserError(f"ema_alpha is {alpha}; it must be in [0, 1]")
+        self.ctx = ctx
         self.alpha, self.feat_weight, self.logit_weight = alpha, feat_weight, logit_weight
         self.temperature, self.taps, self.reduction = temperature, tuple(taps), featkd_reduction
         self.bank = bank
@@ -54,21 +56,20 @@ class EMAVisKDPlugin(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         self.teacher, self._pairs = None, ([], [])
-        if strategy.kd_active:
-            self.teacher = ImageTeacher.of(strategy.model)
-            self._pairs = self.teacher.ema_pairs(strategy.model)
+        if self.ctx.kd_active:
+            self.teacher = ImageTeacher.of(self.ctx.model)
+            self._pairs = self.teacher.ema_pairs(self.ctx.model)
 
-    def before_backward(self, strategy, **kwargs):
+    def loss(self, strategy) -> LossTerms | None:
         if self.teacher is None:
-            return
-        with torch.no_grad(), strategy.autocast():
+            return None
+        with torch.no_grad(), self.ctx.autocast():
             teacher_out = self.teacher(strategy.mb_x)
-        bank = strategy.text_bank
+        bank = self.ctx.text_bank
         if self.bank == "all_seen" and self.seen_banks:
             bank = torch.cat([b.to(bank.device) for b in self.seen_banks] + [bank])
         loss, feat, logit = self.kd_loss(strategy.mb_output, teacher_out, bank)
-        strategy.loss = strategy.loss + loss
-        strategy.loss_terms.update(featkd=float(feat.detach()), logitkd=float(logit.detach()))
+        return loss, {"featkd": feat, "logitkd": logit}
 
     def kd_loss(self, student_out: dict, teacher_out: dict, bank: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(feat_weight·featKD + logit_weight·logitKD, featKD, logitKD) of one batch."""
@@ -81,5 +82,5 @@ class EMAVisKDPlugin(SupervisedPlugin):
 
     def after_training_exp(self, strategy, **kwargs):
         if self.bank == "all_seen":
-            self.seen_banks.append(strategy.text_bank.detach().cpu())
+            self.seen_banks.append(self.ctx.text_bank.detach().cpu())
         self.teacher, self._pairs = None, ([], [])

@@ -7,6 +7,8 @@ from avalanche.core import SupervisedPlugin
 
 from pad_bench.config import per_domain
 
+from ..context import PADContext
+
 
 def domain_slot_counts(table: int | Sequence[int], n_domains: int, pool_size: int) -> list[int]:
     """New slots per domain: table[i] (an int, or a list whose last entry repeats), except that the
@@ -16,15 +18,15 @@ def domain_slot_counts(table: int | Sequence[int], n_domains: int, pool_size: in
 
 
 class PromptGrowthPlugin(SupervisedPlugin):
-    """Allocates `slots[i]` new slots of `strategy.prompt_pool` (a VAPromptPool) for training experience i.
+    """Allocates `slots[i]` new slots of the context's prompt pool (a VAPromptPool) for training experience i.
 
     Runs in `before_train_dataset_adaptation`, i.e. before `make_optimizer`: the new slots must be
     trainable when the optimizer is built (docs/architecture.md#hook-order: Avalanche builds the optimizer before before_training_exp).
     """
 
-    def __init__(self, slots: Sequence[int]):
+    def __init__(self, slots: Sequence[int], *, ctx: PADContext):
         super().__init__()
-        self.slots = list(slots)
+        self.slots, self.ctx = list(slots), ctx
 
     def before_train_dataset_adaptation(self, strategy, **kwargs):
-        strategy.prompt_pool.allocate_new_domain_slots(per_domain(self.slots, strategy.exp_index))
+        self.ctx.prompt_pool.allocate_new_domain_slots(per_domain(self.slots, self.ctx.exp_index))

@@ -1,0 +1,1 @@
+"""DKP++'s plugin: the per-domain rehearser."""

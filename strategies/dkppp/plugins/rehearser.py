@@ -1,0 +1,74 @@
+"""DKP++'s rehearser life cycle: trained at the end of each experience, used in the next one."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from avalanche.core import SupervisedPlugin
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from pad_bench.data.loading import loader_workers
+from pad_bench.data.sampler import PKBatchSampler
+from pad_bench.models import model_family
+
+from ..rehearser import KernelPredictor, Normalisation, train_rehearser
+
+log = logging.getLogger("pad_bench")
+
+
+class RehearserPlugin(SupervisedPlugin):
+    """Trains a fresh rehearser on every experience but the last (at its end, on its own training
+    images) and keeps it for the next experience: `current` is the previous domain's rehearser
+    (None during the first experience). Carried as a state dict."""
+
+    carried = ("state",)
+
+    def __init__(self, *, iters: int, batch: Sequence[int], lr: float, weights: str | None):
+        super().__init__()
+        self.iters, self.batch, self.lr, self.weights = iters, tuple(batch), lr, weights
+        self.state: dict[str, Tensor] | None = None
+        self.current: KernelPredictor | None = None
+
+    def before_training_exp(self, strategy, **kwargs):
+        self.current = None
+        if self.state is not None:
+            self.current = KernelPredictor().to(strategy.device)
+            self.current.load_state_dict(self.state)
+            self.current.train()  # used under no_grad in training mode, as released
+
+    def after_training_exp(self, strategy, **kwargs):
+        if strategy.exp_index >= len(strategy.num_classes_per_exp) - 1:
+            self.state = None  # no later domain needs it
+            return
+        net = KernelPredictor().to(strategy.device)
+        if self.weights:
+            net.load_backbone(self.weights)
+        p, k = self.batch
+        labels = [int(y) for y in strategy.adapted_dataset.targets]
+        sampler = PKBatchSampler(labels, p, k, seed=strategy.seed * 1000 + 500 + strategy.exp_index)
+        loader = DataLoader(strategy.adapted_dataset, batch_sampler=sampler,
+                            num_workers=loader_workers(strategy.train_cfg))
+        norm = Normalisation(model_family(strategy.cfg["model"]["name"]), strategy.device)
+        last = train_rehearser(net, _endless(loader, sampler, strategy), norm, iters=self.iters, lr=self.lr)
+        log.info("DKP++: trained the rehearser of experience %d (%d iterations, L1 %.4f)",
+                 strategy.exp_index + 1, self.iters, last)
+        self.state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+
+    def after_training(self, strategy, **kwargs):
+        self.current = None
+
+
+def _endless(loader: DataLoader, sampler: PKBatchSampler, strategy):
+    """Training batches, epoch after epoch; on the cached data path augmented on the device, like the
+    strategy's own batches."""
+    epoch = step = 0
+    while True:
+        sampler.set_epoch(epoch)
+        for batch in loader:
+            x = batch[0].to(strategy.device)
+            if strategy.device_input is not None:
+                x = strategy.device_input.train_batch(x, batch[4].to(strategy.device), step)
+            step += len(x)
+            yield x
+        epoch += 1

@@ -1,0 +1,1 @@
+"""PAEMA's plugin: the prompt-weighted fusion after every step."""
