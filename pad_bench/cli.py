@@ -130,12 +130,12 @@ def cmd_run(args) -> int:
         raise UserError("--json only applies to --dry-run; add --dry-run or drop --json")
     cfg = resolve_run_config(args)
     if args.dry_run:
-        from .training.runner import plan
+        from .run.runner import plan
 
         rows = plan(cfg)
         print(json.dumps(rows, indent=2) if args.json else format_plan(rows))
         return 0
-    from .training.runner import execute, run_name
+    from .run.runner import execute, run_name
 
     path = execute(cfg, Path(args.out) / (args.name or run_name(cfg)), resume=args.resume,
                    progress=not args.no_progress)
@@ -208,7 +208,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .training.export import export_run
+    from .run.export import export_run
 
     path, size = export_run(args.run)
     print(f"wrote {path} ({size / 2**20:.2f} MiB)")

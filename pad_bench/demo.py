@@ -23,7 +23,7 @@ def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | Non
              every: bool = False) -> list[Path]:
     from .data.synth_cache import ensure_synthetic
     from .results.compare import compare_runs
-    from .training.runner import execute, run_name
+    from .run.runner import execute, run_name
 
     t0 = time.perf_counter()
     ensure_synthetic(data_root)

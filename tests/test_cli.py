@@ -18,10 +18,12 @@ from pad_bench.registry import load_strategy_class
     (["run", "-b", "synth", "-s", "finetune", "--set", "train.epochs=two"], "'train.epochs' must be int"),
     (["datasets", "prepare", "viper", "--root", "/nonexistent"], "unknown preparable dataset 'viper'"),
 ])
-def test_bad_input_is_one_line_exit_2(args, expected, capsys):
+def test_bad_input_is_one_line_exit_2(args, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # checked before anything is written: no results/<run>/ left behind
 
 
 def test_list_and_check_do_not_import_torch(tmp_path):

@@ -163,7 +163,7 @@ def test_bad_data_settings_are_user_errors(synth_root, key, value, match):
 
 @pytest.mark.slow
 def test_a_cached_run_trains_and_evaluates(synth_root, tmp_path):
-    from pad_bench.training import runner
+    from pad_bench.run import runner
 
     cfg = resolve_config(benchmark="synth", strategy="finetune",
                          sets=tiny_sets(synth_root, **{"train.data_path": "cached",

@@ -201,7 +201,7 @@ def test_dkp_proto_bn_eval_uses_running_statistics_and_moves_nothing():
 
 @pytest.mark.slow
 def test_dkp_two_domain_run_carries_the_last_prototypes_and_resumes(synth_root, tmp_path, monkeypatch):
-    from pad_bench.training import runner
+    from pad_bench.run import runner
 
     cfg = resolve_config(benchmark="synth", strategy="dkp", sets=tiny_sets(synth_root))
     run_dir = runner.execute(cfg, tmp_path / "dkp", progress=False)

@@ -18,15 +18,12 @@ def _tiny_strategy(method: str, synth_root: Path):
 
     from pad_bench.data.stream import build_benchmark
     from pad_bench.models import model_family
-    from pad_bench.registry import load_strategy_class
+    from pad_bench.run.build import build_strategy, finalize
 
     cfg = resolve_config(benchmark="synth", strategy=method, sets=tiny_sets(synth_root, **{"train.num_workers": 0}))
-    cls = load_strategy_class(cfg["strategy"]["method"])
-    cls.finalize_config(cfg)
+    cls = finalize(cfg)
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=cls.joint)
-    strategy = cls(model=cls.build_model(cfg, bench), cfg=cfg, num_classes=bench.num_classes,
-                   class_offsets=bench.class_offsets, device="cpu", evaluator=EvaluationPlugin(loggers=[]))
-    return strategy, bench
+    return build_strategy(cfg, bench, evaluator=EvaluationPlugin(loggers=[])), bench
 
 
 def _resolved(paths) -> set[str]:

@@ -139,7 +139,7 @@ def test_fusion_of_a_grown_model_loads_back():
 
 @pytest.mark.slow
 def test_lstkc_two_domain_run(synth_root, tmp_path):
-    from pad_bench.training import runner
+    from pad_bench.run import runner
 
     cfg = resolve_config(benchmark="synth", strategy="lstkc", sets=tiny_sets(synth_root))
     run_dir = runner.execute(cfg, tmp_path / "lstkc", progress=False)

@@ -548,7 +548,7 @@ def test_domain_slot_counts():
 def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
     import json
 
-    from pad_bench.training import runner
+    from pad_bench.run import runner
 
     sets = tiny_sets(synth_root, **{"strategy.stage1_epochs": 1, "strategy.faithful_to": faithful})
     cfg = resolve_config(benchmark="synth", strategy=f"pad-{preset.lower()}", sets=sets)
@@ -585,7 +585,7 @@ def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
     """Carried state (VA pool buffers, TEXKD anchors) survives a checkpoint round trip."""
-    from pad_bench.training import runner
+    from pad_bench.run import runner
     from pad_bench.strategies.pad.strategy import PAD
 
     def cfg():

@@ -6,7 +6,7 @@ import pytest
 
 from pad_bench.config import resolve_config
 from pad_bench.paths import PROJECT_ROOT
-from pad_bench.training.runner import execute
+from pad_bench.run.runner import execute
 
 from conftest import tiny_sets
 

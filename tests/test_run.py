@@ -6,8 +6,9 @@ import pytest
 
 from pad_bench.cli import main
 from pad_bench.config import resolve_config
+from pad_bench.errors import UserError
 from pad_bench.results.store import METRIC_COLUMNS
-from pad_bench.training import runner
+from pad_bench.run import runner
 
 from conftest import tiny_sets
 
@@ -115,3 +116,34 @@ def yaml_config(run_dir):
     import yaml
 
     return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def test_a_run_leaves_no_log_handler_behind(synth_root, tmp_path):
+    import logging
+
+    runner.execute(_cfg(synth_root), tmp_path / "a", progress=False)
+    assert not [h for h in logging.getLogger("pad_bench").handlers if isinstance(h, logging.FileHandler)]
+    logging.getLogger("pad_bench").warning("after the run")
+    assert "after the run" not in (tmp_path / "a" / "run.log").read_text()
+
+
+def test_missing_data_is_reported_before_a_run_directory_exists(tmp_path):
+    cfg = resolve_config(benchmark="aka-order1", strategy="finetune",
+                         sets={"benchmark.data_root": str(tmp_path / "none"), "model.name": "clip-tiny"})
+    with pytest.raises(UserError, match="dataset 'market1501' not found"):
+        runner.execute(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_does_not_import_run_or_results():
+    import ast
+    from pathlib import Path
+
+    import pad_bench.training
+
+    for path in Path(pad_bench.training.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level != 1:
+                parts = node.module.split(".")
+                top = parts[1] if node.level == 0 and parts[0] == "pad_bench" and len(parts) > 1 else parts[0]
+                assert top not in ("results", "run"), f"{path.name} imports {node.module}"

@@ -16,7 +16,7 @@ from pad_bench.cli import main
 from pad_bench.config import resolve_config
 from pad_bench.paths import PROJECT_ROOT
 from pad_bench.sweep.state import DONE, FAILED, read_attempts, read_entries
-from pad_bench.training.runner import execute
+from pad_bench.run.runner import execute
 from ray_cluster import LOOPBACK_HOSTS, LoopbackCluster, kill_tree, process_tree, tcp_endpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray test at a time, same worker

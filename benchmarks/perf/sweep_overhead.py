@@ -38,7 +38,7 @@ def main() -> None:
     from conftest import TINY_SYNTH, tiny_sets  # the test suite's tiny synthetic stream
     from pad_bench.config import resolve_config
     from pad_bench.data.synth import generate
-    from pad_bench.training.runner import execute
+    from pad_bench.run.runner import execute
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="sweep-overhead-"))

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from pad_bench.config import resolve_config
+from pad_bench.run.build import finalize
 from pad_bench.models import create_model
 from pad_bench.models.zoo import model_config
 from pad_bench.strategies.pad.context import PADContext
@@ -44,9 +45,8 @@ def pad_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Ca
         "model.name": args.model, "model.weights": args.weights,
         "protocol.image_size": model_config(args.model)["image_size"],
         "strategy.unfreeze_last_n": min(4, layers)})
-    PAD.finalize_config(cfg)
     hp = cfg["strategy"]
-    net = PAD.build_model(cfg, None).to(device)
+    net = finalize(cfg, check_data=False).build_model(cfg, None).to(device)
     net.va_prompt.allocate_new_domain_slots(8)  # domain 1's slots, then this domain's
     net.va_prompt.allocate_new_domain_slots(8)
     net.new_domain(args.num_classes)

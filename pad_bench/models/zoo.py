@@ -33,8 +33,9 @@ def create_model(name: str, *, num_classes: int = 0, weights: str | None = None,
     """Build model `name` of configs/models/<name>.yaml with `overrides` of its keys.
 
     weights: a local file (CLIP: OpenAI TorchScript .pt, open_clip .pt/.pth/.bin, .safetensors;
-    ResNet: a torchvision ImageNet state dict; ViT: a timm ImageNet checkpoint), or "random". None means the config's default:
-    PAD_BENCH_CLIP_WEIGHTS for clip-vit-b16 (required), random init for the others.
+    ResNet: a torchvision ImageNet state dict; ViT: a timm ImageNet checkpoint), or "random". None
+    means the config's default: its weights_env file (required for clip-vit-b16, resnet50, vit-b16),
+    random init for the tiny models.
     """
     cfg = model_config(name)
     cfg = _merge(cfg, overrides, [k for k in cfg if k not in _POLICY_KEYS])

@@ -29,7 +29,7 @@ def run_one(cfg: dict, run_dir: str, threads: int) -> dict[str, Any]:
     record_attempt(path.parent, path.name, _node_name(), resumed, torch.get_num_threads())
     t0 = time.perf_counter()
     try:
-        from ..training.runner import execute
+        from ..run.runner import execute
 
         execute(cfg, path, resume=resumed, progress=False)
         summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))

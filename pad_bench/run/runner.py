@@ -13,19 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import resolve_dataset_tables
 from ..data.loading import loader_workers
 from ..data.stream import ReIDBenchmark, build_benchmark
-from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
-from ..models.weights import resolve_weights
-from ..registry import load_strategy_class
 from ..results.store import RunStore, environment_info
-from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .loss_log import LossLog
-from .progress import ProgressPlugin
+from ..training.checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..training.loss_log import LossLog
+from ..training.progress import ProgressPlugin
+from .build import build_strategy, finalize
 
 log = logging.getLogger("pad_bench")
 
@@ -42,18 +39,6 @@ def run_name(cfg: dict) -> str:
     return f"{cfg['strategy']['name']}-{cfg['benchmark']['name']}-{cfg['model']['name']}-s{cfg['seed']}"
 
 
-def finalize(cfg: dict):
-    """Resolve the strategy's switches, every per-dataset table and the weights file in place; returns
-    the strategy class."""
-    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
-    strategy_cls.finalize_config(cfg)
-    resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
-    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
-    # a missing pretrained file fails here, before any data is read or a run directory exists
-    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
-    return strategy_cls
-
-
 def plan(cfg: dict) -> list[dict]:
     """`run --dry-run`: resolve the config, build the stream and the model, set every experience up as
     training would and return its settings (ReIDStrategy.experience_settings); nothing is written."""
@@ -62,13 +47,10 @@ def plan(cfg: dict) -> list[dict]:
     strategy_cls = finalize(cfg)
     seed_everything(cfg["seed"])
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
-    model = strategy_cls.build_model(cfg, bench)
     with warnings.catch_warnings():  # "no loggers": nothing is evaluated
         warnings.simplefilter("ignore", UserWarning)
         evaluator = EvaluationPlugin(loggers=[])
-    strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                            device="cpu", evaluator=evaluator)
-    return strategy.plan()
+    return build_strategy(cfg, bench, evaluator=evaluator).plan()
 
 
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
@@ -77,8 +59,17 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     store = RunStore.create(run_dir, resume)
     if resume:
         store.check_same_run(cfg)
-    _attach_log_file(store.path / "run.log")
-    device = _device(cfg["device"])
+    handler = _attach_log_file(store.path / "run.log")
+    try:
+        return _train_and_evaluate(cfg, store, strategy_cls, resume=resume, progress=progress)
+    finally:  # later runs in this process must not write into this run's log
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train_and_evaluate(cfg: dict, store: RunStore, strategy_cls, *, resume: bool, progress: bool) -> Path:
+    """The run proper, logging into its run.log."""
+    device = torch.device(cfg["device"])
     seed_everything(cfg["seed"])
 
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
@@ -102,10 +93,8 @@ def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = 
     metric = RetrievalMetric()
     tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
     evaluator = EvaluationPlugin(metric, loggers=[tb])
-    model = strategy_cls.build_model(cfg, bench)
-    strategy = strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                            device=str(device), evaluator=evaluator,
-                            plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
+    strategy = build_strategy(cfg, bench, device=str(device), evaluator=evaluator,
+                              plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
     strategy.device_input = bench.device_input
 
     state = load_latest_checkpoint(store.checkpoints) if resume else None
@@ -199,18 +188,9 @@ def _log_step(step: int, domain: str, summary: dict, train_s: float, eval_s: flo
     print(msg, flush=True)
 
 
-def _device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
-
-
-def _attach_log_file(path: Path) -> None:
-    for h in log.handlers:
-        if isinstance(h, logging.FileHandler):
-            log.removeHandler(h)
-            h.close()
+def _attach_log_file(path: Path) -> logging.FileHandler:
     handler = logging.FileHandler(path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    return handler

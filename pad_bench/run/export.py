@@ -10,7 +10,7 @@ from ..io import atomic_write
 from ..models import model_family
 from ..registry import load_strategy_class
 from ..results.store import RunStore
-from .checkpoint import load_latest_checkpoint, load_model_state
+from ..training.checkpoint import load_latest_checkpoint, load_model_state
 
 
 def export_run(run_dir: Path) -> tuple[Path, int]:

@@ -1,0 +1,54 @@
+"""From a resolved config to a strategy: the checks before anything is written, the config's final
+resolution, and the strategy itself. `run`, `run --dry-run`, `export`, the perf scripts and the tests
+all build through here."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..config import resolve_dataset_tables
+from ..data.datasets import create_dataset
+from ..data.synth_cache import prepare_synthetic
+from ..errors import UserError
+from ..models.weights import resolve_weights
+from ..registry import MODELS, load_strategy_class
+
+
+def finalize(cfg: dict, *, check_data: bool = True):
+    """Check every name and file the run needs, then resolve the strategy's switches, every
+    per-dataset table and the weights file in place; returns the strategy class. Nothing is written
+    to a run directory before this has passed. `check_data=False` (a model-only perf script) skips
+    looking for the datasets."""
+    MODELS.path(cfg["model"]["name"])  # an unknown model lists the valid ones
+    _check_device(cfg["device"])
+    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    strategy_cls.finalize_config(cfg)
+    resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
+    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
+    if check_data:
+        _check_datasets(cfg)
+    # a missing pretrained file fails here, before any data is read or a run directory exists
+    cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
+    return strategy_cls
+
+
+def build_strategy(cfg: dict, bench, *, device: str = "cpu", plugins: Iterable = (), evaluator=None):
+    """The configured strategy on its freshly built model, for the stream `bench` (a finalized cfg)."""
+    strategy_cls = load_strategy_class(cfg["strategy"]["method"])
+    model = strategy_cls.build_model(cfg, bench)
+    return strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
+                        device=str(device), plugins=list(plugins), evaluator=evaluator)
+
+
+def _check_device(name: str) -> None:
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+
+
+def _check_datasets(cfg: dict) -> None:
+    """Every training and unseen dataset is registered and found under the data root."""
+    b = cfg["benchmark"]
+    for name in list(b["domains"]) + list(b["unseen"]):
+        create_dataset(name, b["data_root"], **cfg["protocol"]["dataset_options"]).resolve_root()
