@@ -85,6 +85,8 @@ def main() -> int:
     p.add_argument("--methods", help=f"comma-separated (default: {','.join(MAIN_METHODS + ABLATIONS)})")
     p.add_argument("--inits", default="pretrained,random", help="pretrained, random or both")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--runs", help="exactly these runs, in this order: METHOD:INIT:SEED,... (the table still "
+                                  "covers the whole grid)")
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every run")
     args = p.parse_args()
@@ -98,6 +100,8 @@ def main() -> int:
         extra = [a for s in args.set for a in ("--set", s)]
         main_part = [(m, i, s) for s in seeds for m, i in grid if m in MAIN_METHODS]  # seed-major
         jobs = main_part + [(m, i, s) for s in seeds for m, i in grid if m not in MAIN_METHODS]
+        if args.runs:
+            jobs = [(m, i, int(s)) for m, i, s in (r.split(":") for r in args.runs.split(","))]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for line in pool.map(lambda j: run_one(args.out, args.data_root, *j, extra), jobs):
                 print(line, flush=True)

@@ -61,13 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--all", action="store_true", help="every method, not only the headline ones (longer)")
     d.set_defaults(func=cmd_demo)
 
-    c = sub.add_parser("compare", help="head-to-head tables and plots from run directories")
-    c.add_argument("runs", nargs="+", type=Path)
-    c.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("compare", help="head-to-head tables and plots from run directories or sweep directories")
+    c.add_argument("runs", nargs="+", type=Path, help="run directories and/or sweep directories (their finished runs)")
+    c.add_argument("--out", type=Path, help="output folder (default for one sweep directory: SWEEP_DIR/comparison)")
     c.add_argument("--force", action="store_true", help="compare runs whose protocols differ (marked)")
+    c.add_argument("--baseline", metavar="NAME",
+                   help="a row label (or a unique part of one): every other row gets its paired difference from it")
     c.add_argument("--published", action="store_true",
                    help="also list the published results of other papers (not re-run; flagged where protocols differ)")
     c.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser("sweep", help="many runs from a spec (strategies x grid x seeds), executed on Ray")
+    sw.add_argument("spec", type=Path, help="sweep spec YAML (see docs/sweeps.md)")
+    sw.add_argument("--out", type=Path, help="sweep directory (default: results/sweeps/<spec name>)")
+    sw.add_argument("--address", help="join a running Ray cluster: HOST:PORT or auto "
+                                      "(default: a local Ray instance on 127.0.0.1)")
+    sw.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all of this machine's)")
+    sw.add_argument("--retries", type=int, default=3,
+                    help="retries of a run whose worker or node died; it resumes from its checkpoint (default: 3)")
+    sw.add_argument("--dry-run", action="store_true", help="check the spec and every run's config, list the runs")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar (the line per finished run stays)")
+    sw.set_defaults(func=cmd_sweep)
 
     pl = sub.add_parser("plot", help="draw one run's plots into RUN_DIR/plots/")
     pl.add_argument("run", type=Path)
@@ -164,13 +178,23 @@ def cmd_demo(args) -> int:
 # ---- results ------------------------------------------------------------------------------
 def cmd_compare(args) -> int:
     from .results.compare import compare_runs
+    from .sweep.state import expand_compare_inputs
 
-    written = compare_runs(list(args.runs), args.out, force=args.force, published=args.published)
+    runs, keys, out = expand_compare_inputs(args.runs, args.out)
+    written = compare_runs(runs, out, force=args.force, published=args.published, baseline=args.baseline,
+                           sweep_keys=keys)
     for name, path in written.items():
         print(f"{name}: {path}")
     if args.published:
         print("\n" + written["table.md"].read_text(encoding="utf-8"))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep.command import sweep_command
+
+    return sweep_command(args.spec, out=args.out, address=args.address, cpus=args.cpus, retries=args.retries,
+                         dry_run=args.dry_run, progress=not args.no_progress)
 
 
 def cmd_plot(args) -> int:

@@ -53,6 +53,10 @@ def test_weights_load_through_model_weights(pretrained):
     assert "layer4.0.conv1.weight" in rsd and rsd["fc.weight"].shape[0] == 6  # torchvision names, 6 identities
     resnet = create_model("resnet-tiny", weights=str(paths["resnet-tiny"]), cut_at="layer3")
     assert torch.equal(resnet.backbone.body.conv1.weight, rsd["conv1.weight"])
+    vsd = torch.load(paths["vit-tiny"], weights_only=True)
+    assert "patch_embed.proj.weight" in vsd and vsd["head.weight"].shape[0] == 6  # timm names
+    vit = create_model("vit-tiny", weights=str(paths["vit-tiny"]))
+    assert torch.equal(vit.backbone.vit.pos_embed, vsd["pos_embed"])
 
 
 def test_report(pretrained):

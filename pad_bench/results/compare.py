@@ -3,7 +3,9 @@
 One row per strategy and model: its backbone (model and initial weights), final mAP/R1 per seen
 domain, Seen-Avg, Unseen-Avg and mean forgetting (mAP), plus a second table per unseen dataset.
 Seeds are averaged: `mean ± std` (sample std, ddof=1) with their count in `n`. A table whose rows
-use different backbones says so in a note and a logged warning.
+use different backbones says so in a note and a logged warning. A value is bold only when its row
+is best and significantly better than every other row (paired by seed, see stats.py), never inside
+the noise. With a baseline, a third table gives each row's mean difference from it with a 95 % CI and p.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..io import atomic_write_text
 from .plots import plot_comparison
 from .published import render_published_csv, render_published_markdown
 from .runs import Run, RunGroup, group_runs, load_run, setting_differences, union_in_order
+from .stats import PairedDifference, clear_winner, paired_difference
 
 SEEN_AVG, UNSEEN_AVG, FORGETTING = "Seen-Avg", "Unseen-Avg", "Forgetting"
 MIXED_MARKER = "!"
@@ -40,12 +43,14 @@ class Column:
         return f"{self.group.lower().replace('-', '_')}_{self.metric}"
 
 
-def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
-                 published: bool = False) -> dict[str, Path]:
+def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, published: bool = False,
+                 baseline: str | None = None, sweep_keys: Sequence[str] = ()) -> dict[str, Path]:
     """Write table.md, table.csv, table.tex and the comparison plots into out_dir; return {file name: path}.
     With `published`, table.md also lists the published results (not re-run, flagged where their
     protocol or order differs) and published.csv holds them.
 
+    `baseline` names a row (its label, or a part of it that only one label has): every other row gets
+    its paired difference from it. Each of `sweep_keys` (dotted config keys) gets sensitivity plots.
     Raises UserError when a run directory is incomplete, or (unless force) when runs differ in
     benchmark, domain order, unseen list or a protocol setting.
     """
@@ -60,6 +65,7 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
         _refuse_mismatch(runs)
     groups = group_runs(runs)
     seen_cols, unseen_cols = table_columns(runs)
+    diffs = Differences.of(groups, find_baseline(groups, baseline), seen_cols) if baseline else None
     title = f"{runs[0].benchmark}: final mAP/R1 (%)"
     sections = [("Seen domains", seen_cols), ("Unseen datasets", unseen_cols)]
     notes = footnotes(groups, runs[0])
@@ -68,9 +74,9 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
         log.warning(mixed)
         notes.append((MIXED_MARKER, mixed))
     tables = {
-        "table.md": render_markdown(title, sections, groups, notes),
-        "table.csv": render_csv(seen_cols + unseen_cols, groups),
-        "table.tex": render_latex(title, sections, groups, notes),
+        "table.md": render_markdown(title, sections, groups, notes, diffs),
+        "table.csv": render_csv(seen_cols + unseen_cols, groups, diffs),
+        "table.tex": render_latex(title, sections, groups, notes, diffs),
     }
     if published:
         configs = [r.config for r in runs]
@@ -82,7 +88,52 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False,
         atomic_write_text(out_dir / name, text)
         written[name] = out_dir / name
     written.update({p.name: p for p in plot_comparison(runs, out_dir)})
+    if sweep_keys:
+        from .sensitivity import plot_sensitivity
+
+        written.update({p.name: p for p in plot_sensitivity(runs, sweep_keys, out_dir)})
     return written
+
+
+def find_baseline(groups: Sequence[RunGroup], name: str) -> int:
+    """The index of the row named `name`: its whole label, or a part found in one label only."""
+    labels = [g.label for g in groups]
+    if name in labels:
+        return labels.index(name)
+    hits = [i for i, label in enumerate(labels) if name.lower() in label.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    listed = "; ".join(f"'{label}'" for label in labels)
+    what = "matches no row" if not hits else "matches several rows"
+    raise UserError(f"--baseline '{name}' {what}; name one of: {listed}")
+
+
+@dataclass
+class Differences:
+    """Each row's paired difference from the baseline row, in the summary columns."""
+
+    baseline: int
+    columns: list[Column]
+    cells: dict[tuple[int, int], PairedDifference]
+
+    @classmethod
+    def of(cls, groups: Sequence[RunGroup], baseline: int, cols: Sequence[Column]) -> "Differences":
+        summary = [c for c in cols if c.group in (SEEN_AVG, UNSEEN_AVG, FORGETTING)]
+        base = {j: groups[baseline].per_seed(c.get) for j, c in enumerate(summary)}
+        cells = {(i, j): paired_difference(g.per_seed(c.get), base[j])
+                 for i, g in enumerate(groups) if i != baseline for j, c in enumerate(summary)}
+        return cls(baseline, summary, cells)
+
+    def pairs(self, row: int) -> int:
+        return max((d.n for (i, _), d in self.cells.items() if i == row), default=0)
+
+    @property
+    def heading(self) -> str:
+        return "Difference from the baseline"
+
+    def legend(self, baseline_label: str) -> str:
+        return (f"Mean difference from '{baseline_label}' over the seeds both have (row minus baseline), "
+                f"[95 % CI] and the paired t-test's p; * p < 0.05. Forgetting: lower is better.")
 
 
 def _refuse_mismatch(runs: list[Run]) -> None:
@@ -142,12 +193,19 @@ def fmt_setting(value: Any) -> str:
 
 
 def best_rows(col: Column, groups: Sequence[RunGroup]) -> set[int]:
-    """Indices of the groups with the best (displayed) mean in this column; none when fewer than two have a value."""
-    means = {i: round(m, 1) for i, g in enumerate(groups) if (m := g.stat(col.get)[0]) is not None}
-    if len(means) < 2:
-        return set()
-    best = max(means.values()) if col.higher_is_better else min(means.values())
-    return {i for i, m in means.items() if m == best}
+    """The row to bold in this column: best and significantly better than every other row; else none."""
+    winner = clear_winner([g.per_seed(col.get) for g in groups], col.higher_is_better)
+    return set() if winner is None else {winner}
+
+
+def fmt_diff(d: PairedDifference, *, p: bool = True) -> str:
+    """`+2.1 [0.4, 3.8] p=0.031*`; the mean alone for one seed; – without a pair."""
+    if d.mean is None:
+        return "–"
+    if d.ci_low is None:
+        return f"{d.mean:+.1f} (1 seed)"
+    text = f"{d.mean:+.1f} [{d.ci_low:.1f}, {d.ci_high:.1f}]" + (f" p={d.p:.3f}" if p else "")
+    return text + ("*" if d.significant else "")
 
 
 def fmt_cell(mean: float | None, std: float | None) -> str:
@@ -172,8 +230,12 @@ Sections = Sequence[tuple[str, Sequence[Column]]]
 Notes = Sequence[tuple[str, str]]
 
 
-def render_markdown(title: str, sections: Sections, groups: Sequence[RunGroup], notes: Notes) -> str:
-    """Markdown tables with one `mAP/R1` cell per dataset; the best value per column in bold."""
+BOLD_LEGEND = "Bold: best and significantly better than every other row (paired t-test over seeds, p < 0.05)."
+
+
+def render_markdown(title: str, sections: Sections, groups: Sequence[RunGroup], notes: Notes,
+                    diffs: Differences | None = None) -> str:
+    """Markdown tables with one `mAP/R1` cell per dataset (bold: a clear winner), then the differences."""
     lines = [f"# {title}", ""]
     for heading, cols in sections:
         if not cols:
@@ -187,7 +249,19 @@ def render_markdown(title: str, sections: Sections, groups: Sequence[RunGroup], 
             cells = [" / ".join(_md_cell(g, c, i in best[c]) for c in p) for p in pairs]
             lines.append(f"| {g.display_label} | {g.runs[0].backbone} | {len(g.runs)} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += [BOLD_LEGEND, ""]
     lines += [*(f"{m} {text}  " for m, text in notes), ""] if notes else []
+    if diffs is not None:
+        base = groups[diffs.baseline].display_label
+        cols = diffs.columns
+        lines += [f"## {diffs.heading}: {base}", "",
+                  "| method | pairs | " + " | ".join(f"{c.group} {c.metric}" for c in cols) + " |",
+                  "|---|---:|" + "---:|" * len(cols)]
+        for i, g in enumerate(groups):
+            if i != diffs.baseline:
+                cells = [fmt_diff(diffs.cells[i, j]) for j in range(len(cols))]
+                lines.append(f"| {g.display_label} | {diffs.pairs(i)} | " + " | ".join(cells) + " |")
+        lines += ["", diffs.legend(base), ""]
     return "\n".join(lines)
 
 
@@ -196,22 +270,41 @@ def _md_cell(g: RunGroup, col: Column, bold: bool) -> str:
     return f"**{text}**" if bold and text != "–" else text
 
 
-def render_csv(cols: Sequence[Column], groups: Sequence[RunGroup]) -> str:
-    """One row per group: label, strategy, model, backbone, n, marker, then `<column>_mean` and `<column>_std`."""
+DIFF_FIELDS = ("diff", "diff_ci_low", "diff_ci_high", "diff_p", "diff_n")
+
+
+def render_csv(cols: Sequence[Column], groups: Sequence[RunGroup], diffs: Differences | None = None) -> str:
+    """One row per group: label, strategy, model, backbone, n, marker, then `<column>_mean` and `<column>_std`;
+    with a baseline also `is_baseline` and per summary column `<column>_diff[_ci_low|_ci_high|_p|_n]`."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["label", "strategy", "model", "backbone", "n", "marker"]
-                    + [f"{c.csv_name}_{s}" for c in cols for s in ("mean", "std")])
-    for g in groups:
+    head = (["label", "strategy", "model", "backbone", "n", "marker"]
+            + [f"{c.csv_name}_{s}" for c in cols for s in ("mean", "std")])
+    if diffs is not None:
+        head += ["is_baseline"] + [f"{c.csv_name}_{f}" for c in diffs.columns for f in DIFF_FIELDS]
+    writer.writerow(head)
+    for i, g in enumerate(groups):
         run = g.runs[0]
         values = [v for c in cols for v in g.stat(c.get)]
-        writer.writerow([g.label, run.strategy, run.model, run.backbone, len(g.runs), g.marker]
-                        + ["" if v is None else repr(round(v, 6)) for v in values])
+        row = ([g.label, run.strategy, run.model, run.backbone, len(g.runs), g.marker]
+               + [_csv_number(v) for v in values])
+        if diffs is not None:
+            row.append(i == diffs.baseline)
+            for j in range(len(diffs.columns)):
+                d = diffs.cells.get((i, j))
+                row += [""] * len(DIFF_FIELDS) if d is None else [
+                    *(_csv_number(v) for v in (d.mean, d.ci_low, d.ci_high, d.p)), d.n]
+        writer.writerow(row)
     return buf.getvalue()
 
 
-def render_latex(title: str, sections: Sections, groups: Sequence[RunGroup], notes: Notes) -> str:
-    """booktabs tables, one mAP and one R1 column per dataset; the best value per column in bold."""
+def _csv_number(v: float | None) -> str:
+    return "" if v is None else repr(round(v, 6))
+
+
+def render_latex(title: str, sections: Sections, groups: Sequence[RunGroup], notes: Notes,
+                 diffs: Differences | None = None) -> str:
+    """booktabs tables, one mAP and one R1 column per dataset (bold: a clear winner), then the differences."""
     out = []
     for heading, cols in sections:
         if not cols:
@@ -241,9 +334,41 @@ def render_latex(title: str, sections: Sections, groups: Sequence[RunGroup], not
         body.append(r"\bottomrule")
         body.append(r"\end{tabular}")
         body += [rf"\par\footnotesize $^{{{_latex_marker(m)}}}$ {latex_escape(text)}" for m, text in notes]
-        body.append(r"\end{table}")
+        body += [rf"\par\footnotesize {latex_escape(BOLD_LEGEND)}", r"\end{table}"]
         out.append("\n".join(body))
+    if diffs is not None:
+        out.append(_latex_differences(title, groups, diffs))
     return "% requires \\usepackage{booktabs}\n" + "\n\n".join(out) + "\n"
+
+
+def _latex_differences(title: str, groups: Sequence[RunGroup], diffs: Differences) -> str:
+    base = groups[diffs.baseline].label
+    cols = diffs.columns
+    body = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(title)} --- {latex_escape(diffs.heading.lower())} {latex_escape(base)}}}",
+        r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}",
+        r"\toprule",
+        "Method & pairs & " + " & ".join(latex_escape(f"{c.group} {c.metric}") for c in cols) + r" \\",
+        r"\midrule",
+    ]
+    for i, g in enumerate(groups):
+        if i != diffs.baseline:
+            cells = [_tex_diff(diffs.cells[i, j]) for j in range(len(cols))]
+            body.append(f"{latex_escape(g.label)} & {diffs.pairs(i)} & " + " & ".join(cells) + r" \\")
+    body += [r"\bottomrule", r"\end{tabular}", rf"\par\footnotesize {latex_escape(diffs.legend(base))}",
+             r"\end{table}"]
+    return "\n".join(body)
+
+
+def _tex_diff(d: PairedDifference) -> str:
+    if d.mean is None:
+        return "--"
+    if d.ci_low is None:
+        return f"${d.mean:+.1f}$"
+    star = "$^{*}$" if d.significant else ""
+    return rf"${d.mean:+.1f}${star}\,{{\scriptsize$[{d.ci_low:.1f}, {d.ci_high:.1f}]$}}"
 
 
 def _tex_cell(g: RunGroup, col: Column, bold: bool) -> str:

@@ -55,6 +55,10 @@ class Run:
         return list(self.config["benchmark"].get("unseen") or [])
 
     @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    @property
     def label(self) -> str:
         return f"{self.strategy} ({self.model})"
 
@@ -179,6 +183,15 @@ class RunGroup:
     def stat(self, get: Callable[[Run], float | None]) -> tuple[float | None, float | None]:
         return mean_std([get(r) for r in self.runs])
 
+    def per_seed(self, get: Callable[[Run], float | None]) -> dict[int, float]:
+        """{seed: value}, averaged where runs share a seed; runs without a value are left out."""
+        by_seed: dict[int, list[float]] = {}
+        for run in self.runs:
+            value = get(run)
+            if value is not None:
+                by_seed.setdefault(run.seed, []).append(float(value))
+        return {s: float(np.mean(v)) for s, v in by_seed.items()}
+
     def series(self, get: Callable[[Run], Sequence[float | None]]) -> tuple[np.ndarray, np.ndarray]:
         """Element-wise mean and std over runs of per-step lists (NaN where missing; std NaN for one run)."""
         lists = [[np.nan if v is None else v for v in get(r)] for r in self.runs]
@@ -204,27 +217,36 @@ def _mean_std_stack(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
     """Group runs by (strategy, model, method settings, protocol settings) in order of first appearance.
 
-    Runs of one strategy whose strategy/train settings differ (a preset, a switch) are separate rows,
-    labelled with what differs from the first such run; non-reference protocol settings are marked."""
+    Runs of one strategy whose strategy/train settings differ (a preset, a switch, a swept value) are
+    separate rows, each labelled with its values of the settings that vary among them;
+    non-reference protocol settings are marked."""
     if not runs:
         raise ValueError("group_runs needs at least one run")
     ref = runs[0]
     signatures: dict[str, str] = {}  # settings signature -> footnote marker
-    first_recipe: dict[str, dict[str, Any]] = {}  # label -> recipe of its first run
+    varying = _varying_recipe_keys(runs)
     groups: dict[tuple[str, str], RunGroup] = {}
     for run in runs:
         sig = json.dumps(run.settings(), sort_keys=True, default=str)
         if sig not in signatures:
             signatures[sig] = _marker(len(signatures) - 1) if signatures else ""
         recipe = run.recipe()
-        base = first_recipe.setdefault(run.label, recipe)
-        diff = [f"{k}={recipe.get(k)}" for k in sorted(set(recipe) | set(base)) if recipe.get(k) != base.get(k)]
+        diff = [f"{k}={recipe.get(k)}" for k in varying[run.label]]
         label = f"{run.label} [{', '.join(diff)}]" if diff else run.label
         key = (label, sig)
         if key not in groups:
             groups[key] = RunGroup(label, [], signatures[sig], setting_differences(ref, run))
         groups[key].runs.append(run)
     return list(groups.values())
+
+
+def _varying_recipe_keys(runs: Sequence[Run]) -> dict[str, list[str]]:
+    """Per label (strategy and model), the recipe keys whose values differ among its runs."""
+    recipes: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        recipes.setdefault(run.label, []).append(run.recipe())
+    return {label: [k for k in sorted(set().union(*rs)) if len({json.dumps(r.get(k), default=str) for r in rs}) > 1]
+            for label, rs in recipes.items()}
 
 
 RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir")  # speed only

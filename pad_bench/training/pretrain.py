@@ -2,11 +2,12 @@
 
 - clip-tiny: both towers with the CLIP objective (symmetric InfoNCE over image-caption pairs;
   identities with the same caption count as positives of each other);
-- resnet-tiny: identity classification of the corpus's training identities (the ImageNet analogue).
+- resnet-tiny, vit-tiny: identity classification of the corpus's training identities (the ImageNet
+  analogue).
 
 Each model is written as an ordinary weights file, the kind a user passes as `model.weights`:
 open_clip key names for CLIP (`visual.*`, `transformer.*`, ...), torchvision key names for the
-ResNet (`conv1.*`, `layer1.*`, ..., `fc.*`), so the benchmark loads them through the same path a
+ResNet (`conv1.*`, `layer1.*`, ..., `fc.*`), timm's for the ViT (`patch_embed.*`, ..., `head.*`), so the benchmark loads them through the same path a
 real OpenAI CLIP or ImageNet ResNet file takes. Beside it, `report.json` (docs/synthetic.md) holds
 the evaluation on the held-out identities and the time taken. Same seed, same bytes.
 """
@@ -32,7 +33,8 @@ PRETRAIN_VERSION = 1  # bump when the training recipe changes: it invalidates ca
 PRETRAINED_DIR = "pretrained"
 WEIGHTS_FILE = "weights.pt"
 REPORT_FILE = "report.json"
-PRETRAINABLE = ("clip-tiny", "resnet-tiny")
+PRETRAINABLE = ("clip-tiny", "resnet-tiny", "vit-tiny")
+CLASSIFIER_NAMES = {"resnet": "fc", "vit": "head"}  # torchvision's and timm's name of the ImageNet classifier
 
 
 @dataclass(frozen=True)
@@ -203,26 +205,33 @@ class _IdentityClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, n_classes: int):
         super().__init__()
         self.backbone = backbone
-        self.fc = nn.Linear(backbone.tap_dims["gem"], n_classes)
+        self.tap = backbone.embedding_taps[0]
+        self.fc = nn.Linear(backbone.tap_dims[self.tap], n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.backbone(x)["gem"])
+        return self.fc(self.backbone(x)[self.tap])
 
 
-def _pretrain_resnet(train: _Split, cfg: PretrainConfig, rng: np.random.Generator):
-    from ..models import create_model
+def _pretrain_classifier(model_name: str, family: str):
+    """A pretraining by identity classification of `model_name` (the ImageNet analogue)."""
+    def run(train: _Split, cfg: PretrainConfig, rng: np.random.Generator):
+        from ..models import create_model
 
-    net = create_model("resnet-tiny", weights="random")
-    model = _IdentityClassifier(net.backbone, len(train.captions))
+        net = create_model(model_name, weights="random")
+        model = _IdentityClassifier(net.backbone, len(train.captions))
 
-    def loss(images: Tensor, ids: Tensor) -> Tensor:
-        return F.cross_entropy(model(images), ids, label_smoothing=cfg.label_smoothing)
+        def loss(images: Tensor, ids: Tensor) -> Tensor:
+            return F.cross_entropy(model(images), ids, label_smoothing=cfg.label_smoothing)
 
-    losses = _train(model, loss, cfg, len(train.captions), rng,
-                    lambda ids: _one_image_per_id(train, ids, rng, cfg.flip))
-    sd = dict(net.backbone.body.state_dict())
-    sd.update({f"fc.{k}": t for k, t in model.fc.state_dict().items()})  # torchvision's classifier name
-    return net.backbone, sd, losses
+        losses = _train(model, loss, cfg, len(train.captions), rng,
+                        lambda ids: _one_image_per_id(train, ids, rng, cfg.flip))
+        # the file holds what a real checkpoint holds: the module the loader fills, plus the classifier
+        trunk, _ = net.backbone.prepare_pretrained({}, "")
+        sd = dict(trunk.state_dict())
+        sd.update({f"{CLASSIFIER_NAMES[family]}.{k}": t for k, t in model.fc.state_dict().items()})
+        return net.backbone, sd, losses
+
+    return run
 
 
 # ---- evaluation on held-out identities -----------------------------------------------------------
@@ -282,13 +291,14 @@ def pretrain(data_root: str | Path, model: str, cfg: PretrainConfig, out: Path) 
     t_load = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, PRETRAINABLE.index(model)])
-    backbone, state_dict, losses = (_pretrain_clip if model == "clip-tiny" else _pretrain_resnet)(train, cfg, rng)
+    family = mcfg["family"]
+    job = _pretrain_clip if family == "clip" else _pretrain_classifier(model, family)
+    backbone, state_dict, losses = job(train, cfg, rng)
     t_train = time.perf_counter()
-    tap = "proj" if model == "clip-tiny" else "gem"
-    feats = _image_features(backbone, heldout.images, tap)
+    feats = _image_features(backbone, heldout.images, "proj" if family == "clip" else backbone.embedding_taps[0])
     evaluation = {"heldout_identities": len(heldout.captions), "heldout_images": len(heldout.pids),
                   "retrieval_mAP": _retrieval_map(feats, heldout.pids)}
-    if model == "clip-tiny":
+    if family == "clip":
         evaluation["image_to_caption_R1"] = image_to_caption_r1(backbone, feats, heldout)
         evaluation["zero_shot"] = zero_shot_attributes(backbone, feats, heldout.attributes, heldout.pids)
     t_eval = time.perf_counter()

@@ -1,0 +1,80 @@
+"""`pad-bench sweep SPEC.yaml`: check the spec and every run's config, then run what is unfinished on Ray."""
+from __future__ import annotations
+
+import copy
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import UserError
+from .spec import SweepRun, SweepSpec, load_spec
+from .state import SweepState
+
+DEFAULT_PARENT = Path("results") / "sweeps"
+LOCK_FILE = ".sweep.lock"
+
+
+def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpus: int | None, retries: int,
+                  dry_run: bool, progress: bool) -> int:
+    """Exit code: 0 when every run finished, 1 when some failed (they are listed)."""
+    if address and cpus is not None:
+        raise UserError("--cpus sizes the local Ray instance; a cluster joined with --address has its own CPUs")
+    if retries < 0:
+        raise UserError(f"--retries must be >= 0, got {retries}")
+    spec = load_spec(spec_path)
+    runs = spec.expand()
+    check_strategy_settings(spec, runs)
+    directory = (out or DEFAULT_PARENT / spec.name).resolve()
+    state = SweepState.open(directory, spec, runs)
+    todo = [r for r in runs if not state.is_complete(r.name)]
+    print(f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run -> {directory}")
+    if dry_run:
+        for run in runs:
+            print(f"  {run.name:<48} {state.entries[run.name]['status']}")
+        return 0
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive(directory):
+        state.save()
+        if not todo:
+            return 0
+        from .execute import failure_summary, run_sweep
+
+        failed = run_sweep(state, todo, spec.resources, address=address, cpus=cpus, retries=retries,
+                           progress=progress)
+    if failed:
+        print(failure_summary(state, failed), file=sys.stderr)
+    print(f"compare: pad-bench compare {directory} --baseline NAME")
+    return 1 if failed else 0
+
+
+def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
+    """Resolve each run's method switches (e.g. PAD presets) and per-dataset tables on a copy, as the run
+    will: a bad one fails before anything runs. Data and weights are left to the runs (nothing is written)."""
+    from ..config import resolve_dataset_tables
+    from ..registry import load_strategy_class
+
+    for run in runs:
+        cfg = copy.deepcopy(run.config)
+        try:
+            load_strategy_class(cfg["strategy"]["method"]).finalize_config(cfg)
+            resolve_dataset_tables(cfg)
+        except UserError as e:
+            raise UserError(f"{spec.path}: run {run.name}: {e}") from None
+
+
+@contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """One driver per sweep directory at a time."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(directory / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"another pad-bench sweep is running in {directory}; wait for it "
+                        "or sweep into another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
