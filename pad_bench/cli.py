@@ -3,6 +3,7 @@ them, so --help, list and datasets check stay fast."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"pad-bench: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk outside the atomic writers (logs, TensorBoard)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"pad-bench: error: no space left on {e.filename or 'the output disk'}; free some space, "
+              f"then continue with --resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("pad-bench: interrupted; resume with --resume", file=sys.stderr)
         return 130
@@ -39,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", "-m", help="model name (overrides the strategy's default)")
     r.add_argument("--data-root", help="folder holding the datasets")
     r.add_argument("--out", default="results", help="parent folder of run directories (default: results)")
-    r.add_argument("--name", help="run directory name (default: <strategy>-<benchmark>-<model>-s<seed>)")
+    r.add_argument("--name", help="run directory name (default: <strategy>-<benchmark>-<model>-s<seed>, "
+                                  "plus a short hash of --set/--profile when given)")
     r.add_argument("--seed", type=int)
     r.add_argument("--device", help="cpu or cuda")
     r.add_argument("--profile", help="a named profile of the strategy YAML (e.g. resnet, tiny)")
@@ -65,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("runs", nargs="+", type=Path, help="run directories and/or sweep directories (their finished runs)")
     c.add_argument("--out", type=Path, help="output folder (default for one sweep directory: SWEEP_DIR/comparison)")
     c.add_argument("--force", action="store_true", help="compare runs whose protocols differ (marked)")
+    c.add_argument("--skip-unfinished", action="store_true",
+                   help="leave out runs that did not reach their last step (listed under the table)")
     c.add_argument("--baseline", metavar="NAME",
                    help="a row label (or a unique part of one): every other row gets its paired difference from it")
     c.add_argument("--published", action="store_true",
@@ -126,8 +136,12 @@ def resolve_run_config(args) -> dict:
 
 
 def cmd_run(args) -> int:
+    from .config import parse_set
+    from .results.store import check_run_name
+
     if args.json and not args.dry_run:
         raise UserError("--json only applies to --dry-run; add --dry-run or drop --json")
+    name = check_run_name(args.name) if args.name is not None else None
     cfg = resolve_run_config(args)
     if args.dry_run:
         from .run.runner import plan
@@ -137,7 +151,8 @@ def cmd_run(args) -> int:
         return 0
     from .run.runner import execute, run_name
 
-    path = execute(cfg, Path(args.out) / (args.name or run_name(cfg)), resume=args.resume,
+    overrides = dict(parse_set(args.set), **({"profile": args.profile} if args.profile else {}))
+    path = execute(cfg, Path(args.out) / (name or run_name(cfg, overrides)), resume=args.resume,
                    progress=not args.no_progress)
     print(f"run directory: {path}")
     return 0
@@ -182,7 +197,7 @@ def cmd_compare(args) -> int:
 
     runs, keys, out = expand_compare_inputs(args.runs, args.out)
     written = compare_runs(runs, out, force=args.force, published=args.published, baseline=args.baseline,
-                           sweep_keys=keys)
+                           sweep_keys=keys, skip_unfinished=args.skip_unfinished)
     for name, path in written.items():
         print(f"{name}: {path}")
     if args.published:
@@ -210,8 +225,9 @@ def cmd_plot(args) -> int:
 def cmd_export(args) -> int:
     from .run.export import export_run
 
-    path, size = export_run(args.run)
-    print(f"wrote {path} ({size / 2**20:.2f} MiB)")
+    path, size, step, total = export_run(args.run)
+    unfinished = f" (the run is unfinished: step {step} of {total})" if step < total else ""
+    print(f"wrote {path} ({size / 2**20:.2f} MiB) from step {step}{unfinished}")
     return 0
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from .errors import UserError
 from .paths import DEFAULTS_FILE
-from .registry import BENCHMARKS, RECIPES, STRATEGY_FILES
+from .registry import BENCHMARKS, METHODS, RECIPES, STRATEGY_FILES, unknown_name_error
 # Sections whose contents are free-form per method/dataset: new keys may be introduced there
 # by a benchmark or strategy file (not by --set, which must name an existing key).
 OPEN_SECTIONS = ("strategy", "protocol.dataset_options", "model")
@@ -218,6 +218,12 @@ def strategy_layers(name: str, _seen: tuple = ()) -> list[Layer]:
     return layers + [layer]
 
 
+def check_method(method: str, strategy: str) -> None:
+    """The strategy YAML's `strategy.method` must name a method folder (without importing it: fast)."""
+    if method not in METHODS:
+        raise UserError(f"strategy '{strategy}' uses {unknown_name_error('strategy method', str(method), METHODS.names())}")
+
+
 def strategy_description(name: str) -> str:
     return str(load_layer(STRATEGY_FILES.path(name)).meta.get("description", ""))
 
@@ -242,6 +248,7 @@ def resolve_config(
             profiles[pname] = {**profiles.get(pname, {}), **pvalues}
         merge_layer(cfg, layer.values, layer.source, allow_new=True)
     cfg["strategy"]["name"] = strategy
+    check_method(cfg["strategy"]["method"], strategy)
 
     chosen = profile if profile is not None else bench.meta.get("default_profile")
     for name in (chosen or "").split(","):
@@ -297,6 +304,43 @@ def validate(cfg: dict) -> None:
     epochs = cfg["train"]["epochs"]
     if isinstance(epochs, list) and len(epochs) != n:
         raise UserError(f"train.epochs has {len(epochs)} values but the benchmark has {n} domains")
+    if cfg["benchmark"].get("fingerprint", "stat") not in ("stat", "content"):
+        raise UserError(f"benchmark.fingerprint must be stat or content, got {cfg['benchmark']['fingerprint']!r}")
+    for key, low, high in RANGES:
+        _check_range(key, get_dotted(cfg, key), low, high)
+    for key, value in flatten(cfg["strategy"], "strategy.").items():
+        if LR_KEY.search(key.rsplit(".", 1)[-1]):
+            _check_range(key, value, 0, None)
+
+
+# (dotted key, lowest, highest) allowed, inclusive; None = unbounded. Per-domain lists and per-dataset
+# tables are checked entry by entry.
+RANGES = (
+    ("seed", 0, 2**32 - 1),
+    ("train.epochs", 1, None),
+    ("train.batch_p", 2, None),
+    ("train.batch_k", 1, None),
+    ("train.pad", 0, None),
+    ("train.random_erasing", 0, 1),
+    ("train.eval_batch_size", 1, None),
+    ("train.checkpoint_every_epochs", 0, None),
+)
+LR_KEY = re.compile(r"(^|_)lr($|_)")  # lr, prompt_lr, stage1_lr_min, ...: learning rates are never negative
+
+
+def _check_range(key: str, value: Any, low: float | None, high: float | None) -> None:
+    if isinstance(value, dict):  # a per-dataset table: {dataset: value, default: value}
+        value = list(value.values())
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, (list, dict)):
+            _check_range(key, v, low, high)
+            continue
+        if v is None or isinstance(v, str):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v \
+                or (low is not None and v < low) or (high is not None and v > high):
+            bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise UserError(f"{key} is {v!r}; it must be {bounds}")
 
 
 def per_domain(value: Any, index: int) -> Any:

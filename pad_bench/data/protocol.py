@@ -67,6 +67,27 @@ def build_unseen_sets(name: str, data_root: str | Path, protocol: dict) -> list[
     return [EvalSet(name, i, s.query, s.gallery) for i, s in enumerate(runs)]
 
 
+FINGERPRINTS = ("stat", "content")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint_changes(old: str, new: str) -> tuple[int, str | None]:
+    """(number of images whose fingerprint differs, the first such path) between two fingerprints."""
+    def rows(text: str) -> dict[str, tuple]:
+        return {r[0]: tuple(r[1:]) for r in list(csv.reader(io.StringIO(text)))[1:]}
+
+    a, b = rows(old), rows(new)
+    changed = sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
+    return len(changed), (changed[0] if changed else None)
+
+
 UNSEEN_AVG = ("per_dataset", "pooled")
 POOLED = "pooled"
 
@@ -123,6 +144,20 @@ class Manifest:
 
     def sha256(self) -> str:
         return hashlib.sha256(self.to_csv().encode()).hexdigest()
+
+    def fingerprint(self, mode: str = "stat") -> str:
+        """CSV of every image the run reads: path, size, and mtime_ns ("stat", cheap) or the SHA-256
+        of its bytes ("content"). Paths are relative to the data root, so moved data still matches."""
+        if mode not in FINGERPRINTS:
+            raise UserError(f"benchmark.fingerprint must be one of {', '.join(FINGERPRINTS)}, got {mode!r}")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(("path", "size", "mtime_ns" if mode == "stat" else "sha256"))
+        for rel in sorted({row[4] for row in self.rows}):
+            path = self.data_root / rel
+            st = path.stat()
+            w.writerow((rel, st.st_size, st.st_mtime_ns if mode == "stat" else _file_sha256(path)))
+        return buf.getvalue()
 
     def domain_hashes(self) -> dict[str, str]:
         """One SHA-256 per domain, so runs can be compared domain by domain across machines."""

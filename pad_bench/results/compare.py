@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..io import atomic_write_text
 from .plots import plot_comparison
 from .published import render_published_csv, render_published_markdown
-from .runs import Run, RunGroup, group_runs, load_run, setting_differences, union_in_order
+from .runs import Run, RunGroup, check_unique_seeds, group_runs, load_run, setting_differences, union_in_order
 from .stats import PairedDifference, clear_winner, paired_difference
 
 SEEN_AVG, UNSEEN_AVG, FORGETTING = "Seen-Avg", "Unseen-Avg", "Forgetting"
@@ -44,15 +44,18 @@ class Column:
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, published: bool = False,
-                 baseline: str | None = None, sweep_keys: Sequence[str] = ()) -> dict[str, Path]:
+                 baseline: str | None = None, sweep_keys: Sequence[str] = (),
+                 skip_unfinished: bool = False) -> dict[str, Path]:
     """Write table.md, table.csv, table.tex and the comparison plots into out_dir; return {file name: path}.
     With `published`, table.md also lists the published results (not re-run, flagged where their
     protocol or order differs) and published.csv holds them.
 
     `baseline` names a row (its label, or a part of it that only one label has): every other row gets
     its paired difference from it. Each of `sweep_keys` (dotted config keys) gets sensitivity plots.
-    Raises UserError when a run directory is incomplete, or (unless force) when runs differ in
-    benchmark, domain order, unseen list or a protocol setting.
+    Raises UserError when a run directory is incomplete, when a run did not reach its last step
+    (with skip_unfinished it is left out and listed under the table instead), when one seed of a
+    strategy is given twice, when out_dir is a file or lies inside a run directory, or (unless
+    force) when runs differ in benchmark, domain order, unseen list or a protocol setting.
     """
     if not run_dirs:
         raise UserError("no run directory given; pass one or more results/<run> folders")
@@ -60,10 +63,20 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, p
     repeated = next((d for i, d in enumerate(resolved) if d in resolved[:i]), None)
     if repeated:
         raise UserError(f"run directory {repeated} is given twice; pass each run once")
+    _check_out_dir(Path(out_dir), resolved)
     runs = [load_run(d) for d in run_dirs]
+    unfinished = [r for r in runs if not r.finished]
+    if unfinished and not skip_unfinished:
+        r = unfinished[0]
+        raise UserError(f"run '{r.name}' did not finish (last step {r.last_step} of {r.total_steps}); resume "
+                        f"it with --resume, or pass --skip-unfinished to leave unfinished runs out")
+    runs = [r for r in runs if r.finished]
+    if not runs:
+        raise UserError("no finished run to compare; resume the runs with --resume")
     if not force:
         _refuse_mismatch(runs)
     groups = group_runs(runs)
+    check_unique_seeds(groups)
     seen_cols, unseen_cols = table_columns(runs)
     diffs = Differences.of(groups, find_baseline(groups, baseline), seen_cols) if baseline else None
     title = f"{runs[0].benchmark}: final mAP/R1 (%)"
@@ -73,6 +86,9 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, p
     if mixed:
         log.warning(mixed)
         notes.append((MIXED_MARKER, mixed))
+    for r in unfinished:
+        log.warning("left out unfinished run %s (step %d of %d)", r.path, r.last_step, r.total_steps)
+        notes.append(("", f"not compared: run '{r.name}' is unfinished (step {r.last_step} of {r.total_steps})"))
     tables = {
         "table.md": render_markdown(title, sections, groups, notes, diffs),
         "table.csv": render_csv(seen_cols + unseen_cols, groups, diffs),
@@ -93,6 +109,19 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, p
 
         written.update({p.name: p for p in plot_sensitivity(runs, sweep_keys, out_dir)})
     return written
+
+
+def _check_out_dir(out_dir: Path, run_dirs: Sequence[Path]) -> None:
+    """The output folder must be a folder, and no run's own folder (compare would overwrite its plots)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; pass a folder for the tables and plots")
+    out = out_dir.resolve()
+    for run in run_dirs:
+        if out == run or run in out.parents:
+            raise UserError(f"--out {out_dir} is inside run directory {run}; its files would be overwritten, "
+                            f"choose a folder outside the runs")
+    if (out_dir / "config.yaml").is_file():
+        raise UserError(f"--out {out_dir} is a run directory; choose a folder outside the runs")
 
 
 def find_baseline(groups: Sequence[RunGroup], name: str) -> int:

@@ -8,6 +8,7 @@ Several runs of one strategy are averaged; the shading / error bars are ± one s
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ import numpy as np
 
 from ..io import atomic_write
 from ..metrics.lifelong import JOINT
-from .runs import Run, RunGroup, group_runs, load_run, union_in_order
+from .runs import Run, RunGroup, group_runs, load_run, missing_rows, union_in_order
+
+log = logging.getLogger("pad_bench")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,8 +45,13 @@ def plot_comparison(runs: Sequence[Run | str | Path], out_dir: str | Path) -> li
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw one run's figures into run_dir/plots/; return the files written."""
-    return plot_comparison([load_run(run_dir)], Path(run_dir) / "plots")
+    """Draw one run's figures into run_dir/plots/ (warning when metrics.csv lacks rows); return the files written."""
+    run = load_run(run_dir)
+    missing = missing_rows(run.table)
+    if missing:
+        log.warning("%s looks truncated: %d result row(s) missing (first: %s); the plots show what is there",
+                    Path(run_dir) / "metrics.csv", len(missing), missing[0])
+    return plot_comparison([run], Path(run_dir) / "plots")
 
 
 def save_figure(fig: "Figure", stem: Path) -> list[Path]:

@@ -88,6 +88,23 @@ class Run:
         """True when one step trained every domain together."""
         return bool((self.table["trained_domain"] == JOINT).any())
 
+    @property
+    def last_step(self) -> int:
+        return int(self.table["step"].max()) if len(self.table) else -1
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of a finished run: one per training domain, or one for a joint run."""
+        return 1 if self.is_joint else len(self.domains)
+
+    @property
+    def finished(self) -> bool:
+        return self.last_step >= self.total_steps
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
     def step_labels(self) -> dict[int, str]:
         """Step -> the domain trained in it ("init" for step 0, "joint" for a joint step)."""
         steps = self.table.drop_duplicates("step").sort_values("step")
@@ -117,8 +134,12 @@ def load_run(run_dir: str | Path) -> Run:
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
         table = pd.read_csv(run_dir / "metrics.csv", dtype={c: str for c in TEXT_COLUMNS})
         saved = _read_json(run_dir / "summary.json")
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{run_dir / 'metrics.csv'} is empty: the run has no results yet") from None
     except (yaml.YAMLError, pd.errors.ParserError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"run directory {run_dir} has an unreadable file: {e}") from None
+    if table.empty or "step" not in table.columns:
+        raise UserError(f"{run_dir / 'metrics.csv'} has no result rows yet")
     for key in ("benchmark.name", "benchmark.domains", "strategy.name", "model.name"):
         _require(config, key, run_dir)
     for col in TEXT_COLUMNS:
@@ -130,6 +151,15 @@ def load_run(run_dir: str | Path) -> Run:
     except UserError as e:
         raise UserError(f"{run_dir / 'metrics.csv'}: {e}") from None
     return Run(run_dir, str(saved.get("run") or run_dir.name), config, table, summary)
+
+
+def missing_rows(table: "pd.DataFrame") -> list[str]:
+    """'step S: eval_domain (eval_set)' for every result a complete table would have but this one lacks
+    (every step from 0 to the last scores every evaluation set)."""
+    pairs = sorted(set(zip(table["eval_domain"], table["eval_set"])))
+    have = set(zip(table["step"].astype(int), table["eval_domain"], table["eval_set"]))
+    return [f"step {s}: {d} ({e})" for s in range(int(table["step"].max()) + 1) for d, e in pairs
+            if (s, d, e) not in have]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -238,6 +268,17 @@ def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
             groups[key] = RunGroup(label, [], signatures[sig], setting_differences(ref, run))
         groups[key].runs.append(run)
     return list(groups.values())
+
+
+def check_unique_seeds(groups: Sequence[RunGroup]) -> None:
+    """UserError when two runs of one group share a seed: they would count as two seeds."""
+    for g in groups:
+        seen: dict[Any, Run] = {}
+        for run in g.runs:
+            if run.seed in seen:
+                raise UserError(f"runs '{seen[run.seed].name}' and '{run.name}' are both seed {run.seed} of "
+                                f"{g.label}; pass each seed once")
+            seen[run.seed] = run
 
 
 def _varying_recipe_keys(runs: Sequence[Run]) -> dict[str, list[str]]:

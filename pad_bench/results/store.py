@@ -1,39 +1,109 @@
-"""The run directory: results/<run>/{config.yaml, manifest.csv, metrics.csv, summary.json, run.log,
-checkpoints/, plots/, tb/}. Every file is written atomically; nothing is silently overwritten."""
+"""The run directory: results/<run>/{config.yaml, manifest.csv, fingerprint.csv, metrics.csv,
+summary.json, run.log, checkpoints/, plots/, tb/, .lock}. Every file is written atomically; nothing
+is silently overwritten.
+
+Opening a run directory creates it exclusively and takes its lock (held for the whole run), so two
+runs never share one. A start-up error before config.yaml exists removes a directory it created.
+"""
 from __future__ import annotations
 
 import csv
 import io
+import logging
+import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
 from ..errors import UserError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import TEMP_SUFFIX, atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ..paths import PROJECT_ROOT
+from .lock import LOCK_NAME, RunLock
+
+log = logging.getLogger("pad_bench")
 
 METRIC_COLUMNS = ("step", "trained_domain", "eval_domain", "eval_set", "mAP", "mINP", "R1", "R5", "R10")
 # Values are percentages (0-100); step 0 is the initial model, before any training.
 RUN_KEYS = ("seed", "benchmark", "protocol", "strategy", "model", "train", "profile")
 
 
+# What a run writes before its config.yaml: a directory holding only these is half-made (killed at
+# start-up) and is started afresh.
+STARTUP_FILES = ("manifest.csv", "fingerprint.csv", "checkpoints", "run.log", LOCK_NAME)
+# Settings of the benchmark section that may change between start and resume (data moved elsewhere).
+RELOCATABLE = ("data_root",)
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name: no path separators, not '.' or '..' (it stays inside --out)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"--name {name!r} must be a plain folder name (no '/', not starting with '.'); "
+                        f"use --out to choose where run directories go")
+    return name
+
+
 class RunStore:
-    def __init__(self, path: Path):
+    """One run directory. Without a lock (plain construction) it is read-only use: export, plots."""
+
+    def __init__(self, path: Path, lock: RunLock | None = None, created: bool = False):
         self.path = Path(path)
+        self.lock, self.created = lock, created
+        self.resuming = False
 
     @classmethod
-    def create(cls, path: Path, resume: bool) -> "RunStore":
-        """Open a run directory: a new one, or with resume=True an existing one."""
+    def open(cls, path: Path, resume: bool) -> "RunStore":
+        """Create path exclusively (or, with resume, reuse it) and lock it for this process.
+
+        `resuming` tells whether there is a run to continue: --resume on a directory without
+        config.yaml (killed at start-up, or never started) starts the run instead, and says so."""
         path = Path(path)
-        exists = (path / "config.yaml").exists()
-        if exists and not resume:
-            raise UserError(f"run directory {path} already exists; pass --resume to continue it "
-                            f"or choose another --name")
-        if resume and not exists:
-            raise UserError(f"cannot resume: {path} has no config.yaml (start it without --resume)")
-        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-        return cls(path)
+        created = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+            created = True
+        except FileExistsError:
+            if not path.is_dir():
+                raise UserError(f"{path} exists and is not a directory; choose another --name") from None
+        store = cls(path, RunLock.acquire(path), created)
+        try:
+            store._check_contents(resume)
+        except BaseException:
+            store.lock.release()
+            raise
+        return store
+
+    def _check_contents(self, resume: bool) -> None:
+        path = self.path
+        if (path / "config.yaml").exists():
+            if not resume:
+                raise UserError(f"run directory {path} already exists; pass --resume to continue it "
+                                f"or choose another --name")
+            self.resuming = True
+            for tmp in remove_stale_temp_files(path):
+                log.info("removed stale temp file %s", tmp)
+            return
+        leftovers = [p for p in path.iterdir() if p.name not in STARTUP_FILES and not p.name.endswith(TEMP_SUFFIX)]
+        if leftovers:
+            raise UserError(f"{path} already exists and holds {leftovers[0].name} but no config.yaml: it is "
+                            f"not a pad-bench run; choose another --name")
+        if resume:
+            print(f"{path} has no config.yaml (the run never got past start-up): starting it", flush=True)
+        for p in path.iterdir():
+            if p.name != LOCK_NAME:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    def abandon(self) -> None:
+        """After a start-up error: remove the directory if this process created it, release the lock."""
+        if self.created and not (self.path / "config.yaml").exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @property
     def checkpoints(self) -> Path:
@@ -49,12 +119,19 @@ class RunStore:
         """On resume the settings that shape results must not change."""
         old = self.read_config()
         for key in RUN_KEYS:
-            if old.get(key) != cfg.get(key):
+            if _comparable(old, key) != _comparable(cfg, key):
                 raise UserError(f"cannot resume {self.path}: setting '{key}' differs from the stored "
                                 f"config.yaml; resume with the original arguments")
 
     def write_manifest(self, manifest) -> None:
         atomic_write_text(self.path / "manifest.csv", manifest.to_csv())
+
+    def write_fingerprint(self, text: str) -> None:
+        atomic_write_text(self.path / "fingerprint.csv", text)
+
+    def read_fingerprint(self) -> str | None:
+        path = self.path / "fingerprint.csv"
+        return path.read_text(encoding="utf-8") if path.is_file() else None
 
     def write_metrics(self, rows: list[dict]) -> None:
         buf = io.StringIO()
@@ -66,6 +143,13 @@ class RunStore:
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)
+
+
+def _comparable(cfg: dict, key: str):
+    value = cfg.get(key)
+    if key == "benchmark" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in RELOCATABLE}
+    return value
 
 
 def environment_info() -> dict:

@@ -4,6 +4,8 @@ Imports torch and Avalanche: only `pad-bench run` / `demo` reach this module.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -13,13 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import per_domain, validate
 from ..data.loading import loader_workers
+from ..data.protocol import fingerprint_changes
+from ..data.sampler import check_pk_settings
 from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
 from ..results.store import RunStore, environment_info
-from ..training.checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..training.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint,
+                                   rng_state, save_checkpoint, set_rng_state)
 from ..training.loss_log import LossLog
 from ..training.progress import ProgressPlugin
 from .build import build_strategy, finalize
@@ -35,8 +41,31 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def run_name(cfg: dict) -> str:
-    return f"{cfg['strategy']['name']}-{cfg['benchmark']['name']}-{cfg['model']['name']}-s{cfg['seed']}"
+def run_name(cfg: dict, overrides: dict | None = None) -> str:
+    """<strategy>-<benchmark>-<model>-s<seed>, plus a short stable hash of the overrides that are not
+    in the name already (--set, --profile), so that parallel runs over settings never share a folder."""
+    name = f"{cfg['strategy']['name']}-{cfg['benchmark']['name']}-{cfg['model']['name']}-s{cfg['seed']}"
+    rest = {k: v for k, v in (overrides or {}).items() if k not in NAMED_KEYS}
+    if rest:
+        digest = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        name += f"-{digest}"
+    return name
+
+
+NAMED_KEYS = ("strategy.name", "benchmark.name", "model.name", "seed")
+
+
+def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
+    """Everything that can refuse a run, done before its directory exists: the resolved config, its
+    ranges, the data, and the sampler settings against the data."""
+    strategy_cls = finalize(cfg)  # config.yaml holds resolved values
+    validate(cfg)
+    seed_everything(cfg["seed"])
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+    for k, exp in enumerate(bench.train_stream):
+        check_pk_settings(bench.train_names[k], [int(y) for y in exp.dataset.targets],
+                          int(per_domain(cfg["train"]["batch_p"], k)), int(cfg["train"]["batch_k"]))
+    return strategy_cls, bench
 
 
 def plan(cfg: dict) -> list[dict]:
@@ -54,37 +83,56 @@ def plan(cfg: dict) -> list[dict]:
 
 
 def execute(cfg: dict, run_dir: Path, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train and evaluate one configured run into run_dir. Returns run_dir."""
-    strategy_cls = finalize(cfg)  # before the resume check: config.yaml holds resolved values
-    store = RunStore.create(run_dir, resume)
-    if resume:
-        store.check_same_run(cfg)
+    """Train and evaluate one configured run into run_dir (locked for the run). Returns run_dir.
+
+    With resume, continue from the newest checkpoint (inside an experience if there is one there);
+    the results files are always rebuilt from the rows stored in the checkpoint."""
+    _, bench = prepare(cfg)
+    store = RunStore.open(run_dir, resume)
+    try:
+        cfg = _start(store, cfg, bench)
+    except BaseException:
+        if store.resuming:
+            store.close()
+        else:
+            store.abandon()
+        raise
     handler = _attach_log_file(store.path / "run.log")
     try:
-        return _train_and_evaluate(cfg, store, strategy_cls, resume=resume, progress=progress)
+        _train(store, cfg, bench, progress)
     finally:  # later runs in this process must not write into this run's log
         log.removeHandler(handler)
         handler.close()
+        store.close()
+    return store.path
 
 
-def _train_and_evaluate(cfg: dict, store: RunStore, strategy_cls, *, resume: bool, progress: bool) -> Path:
-    """The run proper, logging into its run.log."""
-    device = torch.device(cfg["device"])
-    seed_everything(cfg["seed"])
-
-    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
+    """Write (or, resuming, check) config.yaml, manifest.csv and fingerprint.csv; returns the config."""
     manifest_sha = bench.manifest.sha256()
-    if resume:
+    fingerprint = bench.manifest.fingerprint(cfg["benchmark"]["fingerprint"])
+    if store.resuming:
+        store.check_same_run(cfg)
         stored = store.read_config().get("manifest_sha256")
         if stored != manifest_sha:
             raise UserError(f"cannot resume {store.path}: the data changed since the run started "
                             f"(manifest SHA-256 {manifest_sha[:12]} != stored {str(stored)[:12]})")
-    else:
-        cfg = dict(cfg, manifest_sha256=manifest_sha, manifest_domains=bench.manifest.domain_hashes(),
-                   **environment_info())
-        store.write_manifest(bench.manifest)
-        store.write_config(cfg)
+        old = store.read_fingerprint()
+        n, first = fingerprint_changes(old, fingerprint) if old is not None else (0, None)
+        if n:
+            raise UserError(f"cannot resume {store.path}: {n} image(s) changed since the run started "
+                            f"(first: {first}; compared by {cfg['benchmark']['fingerprint']}); restore the "
+                            f"original data or start a new run")
+        return cfg
+    cfg = dict(cfg, manifest_sha256=manifest_sha, manifest_domains=bench.manifest.domain_hashes(),
+               **environment_info())
+    store.write_manifest(bench.manifest)
+    store.write_fingerprint(fingerprint)
+    store.write_config(cfg)  # last: a directory with config.yaml is a run that can be resumed
+    return cfg
 
+
+def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> None:
     from avalanche.logging import TensorboardLogger
     from avalanche.training.plugins import EvaluationPlugin
 
@@ -93,25 +141,46 @@ def _train_and_evaluate(cfg: dict, store: RunStore, strategy_cls, *, resume: boo
     metric = RetrievalMetric()
     tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
     evaluator = EvaluationPlugin(metric, loggers=[tb])
-    strategy = build_strategy(cfg, bench, device=str(device), evaluator=evaluator,
+    strategy = build_strategy(cfg, bench, device=cfg["device"], evaluator=evaluator,
                               plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
     strategy.device_input = bench.device_input
 
-    state = load_latest_checkpoint(store.checkpoints) if resume else None
-    if state is not None:
-        strategy.load_checkpoint_state(state["strategy"])
-        rows, timing, start = state["rows"], state["timing"], state["step"]
-        set_rng_state(state["rng"])
-        log.info("resumed %s after step %d", store.path.name, start)
-    else:
+    latest = latest_checkpoint(store.checkpoints) if store.resuming else None
+    state = load_latest_checkpoint(store.checkpoints) if latest else None  # names a corrupt one
+    mid = None
+    if state is None:
         rows, timing, start = _evaluate(strategy, bench, metric, step=0, trained=""), [], 0
         store.write_metrics(rows)
+    else:
+        rows, timing, start = state["rows"], state["timing"], state["step"]
+        if "epoch" in state:  # inside experience start + 1: replay its set-up from the boundary before it
+            if start > 0:
+                boundary = checkpoint_path(store.checkpoints, start)
+                strategy.load_checkpoint_state(load_checkpoint(boundary)["strategy"], str(boundary))
+            set_rng_state(state["rng_start"])
+            mid = state
+            log.info("resumed %s inside step %d after epoch %d", store.path.name, start + 1, state["epoch"])
+        else:
+            strategy.load_checkpoint_state(state["strategy"], str(latest))
+            set_rng_state(state["rng"])
+            log.info("resumed %s after step %d", store.path.name, start)
 
     for k in range(start, len(bench.train_names)):
         t0 = time.perf_counter()
-        images_before = strategy.images_seen
+        rng_start, images_before = rng_state(), strategy.images_seen
+        spent = mid["train_seconds"] if mid else 0.0
+        strategy.resume_state = mid["strategy"] if mid else None
+        mid = None
+
+        def save_mid(s, k=k, t0=t0, spent=spent, rng_start=rng_start):
+            save_checkpoint(store.checkpoints, k, {
+                "strategy": s.mid_experience_state(), "rows": rows, "timing": timing, "step": k,
+                "epoch": s.epoch, "rng_start": rng_start,
+                "train_seconds": spent + time.perf_counter() - t0}, epoch=s.epoch)
+
+        strategy.epoch_checkpoint = save_mid
         strategy.train(bench.train_stream[k], eval_streams=[])
-        train_s = time.perf_counter() - t0
+        train_s = spent + time.perf_counter() - t0
         t1 = time.perf_counter()
         rows += _evaluate(strategy, bench, metric, step=k + 1, trained=bench.train_names[k])
         eval_s = time.perf_counter() - t1
@@ -126,12 +195,12 @@ def _train_and_evaluate(cfg: dict, store: RunStore, strategy_cls, *, resume: boo
         store.write_summary(summary)
         _log_step(k + 1, bench.train_names[k], summary, train_s, eval_s)
 
-    if start == len(bench.train_names) and not (store.path / "summary.json").exists():
-        store.write_summary(build_summary(cfg, bench, rows, timing, strategy, store.path.name))
+    # Always rebuilt from the checkpointed rows: a kill after the last checkpoint lost nothing.
+    store.write_metrics(rows)
+    store.write_summary(build_summary(cfg, bench, rows, timing, strategy, store.path.name))
     from ..results.plots import plot_run
 
     plot_run(store.path)
-    return store.path
 
 
 def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str) -> list[dict]:
@@ -178,14 +247,17 @@ def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: lis
 
 def _log_step(step: int, domain: str, summary: dict, train_s: float, eval_s: float) -> None:
     m, r = summary["mAP"], summary["R1"]
-    seen = m["seen_avg"][-1] if m["seen_avg"] else float("nan")
-    unseen = m["unseen_avg"][-1] if m["unseen_avg"] else float("nan")
-    seen_r1 = r["seen_avg"][-1] if r["seen_avg"] else float("nan")
-    unseen_r1 = r["unseen_avg"][-1] if r["unseen_avg"] else float("nan")
+    seen, unseen, seen_r1, unseen_r1 = (_last(d[k]) for d, k in ((m, "seen_avg"), (m, "unseen_avg"),
+                                                                  (r, "seen_avg"), (r, "unseen_avg")))
     msg = (f"step {step} ({domain}): Seen-Avg mAP/R1 {seen:.1f}/{seen_r1:.1f}  "
            f"Unseen-Avg {unseen:.1f}/{unseen_r1:.1f}  [train {train_s:.0f}s, eval {eval_s:.0f}s]")
     log.info(msg)
     print(msg, flush=True)
+
+
+def _last(values: list) -> float:
+    """The newest value of a per-step series; NaN when there is none (e.g. no unseen sets)."""
+    return values[-1] if values and values[-1] is not None else float("nan")
 
 
 def _attach_log_file(path: Path) -> logging.FileHandler:

@@ -19,6 +19,13 @@ A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a
 and lists what it carries between experiences in `carried` (attribute names; plugins declare
 theirs the same way). Those objects are checkpointed and counted in summary.json (carried.py).
 
+Plugin state contract (for resume): a plugin lists in `carried` the attributes that live from one
+experience to the next, and implements `state_dict() -> dict` / `load_state_dict(state)` for state
+that lives inside an experience (e.g. PAD's EMA teacher). Values are tensors, numbers, strings and
+lists/dicts of them (checkpoints load with weights_only=True). Everything else a plugin holds must be
+rebuilt by its experience set-up hooks: resuming inside an experience replays that set-up from the
+previous boundary checkpoint (same model, same RNG state) and then loads the saved state on top.
+
 What each experience ran with (domain, epochs, milestones, LR per optimizer group, batch, erasing,
 KD, trainable set) is read back from the strategy once the experience is set up
 (`experience_settings`, summary.json["experiences"]); `plan()` sets every experience up the same way
@@ -44,7 +51,7 @@ from ..data.loading import loader_workers
 from ..data.sampler import make_batch_sampler
 from ..errors import UserError
 from .carried import carried_bytes, carried_owners, carried_values, pack_carried, unpack_carried
-from .checkpoint import load_model_state, model_state
+from .checkpoint import load_model_state, model_state, rng_state, set_rng_state
 from .features import extract_features, normalized_class_means
 from .losses import reid_losses
 from .optim import build_optimizer
@@ -81,6 +88,9 @@ class ReIDStrategy(SupervisedTemplate):
         self.planning = False  # True inside plan(): no data, so no data-derived initialisation
         self._compiled: nn.Module | None = None
         self.base_lrs: list[float] = []
+        self.checkpoint_every = int(self.train_cfg.get("checkpoint_every_epochs", 0))
+        self.epoch_checkpoint = None  # callable(strategy), set by the runner: writes a mid-experience checkpoint
+        self.resume_state: dict | None = None  # a mid_experience_state() to continue from in the next train()
         kwargs = {"evaluator": evaluator} if evaluator is not None else {}
         super().__init__(
             model=model,
@@ -302,6 +312,10 @@ class ReIDStrategy(SupervisedTemplate):
         groups = [g for g in self.param_groups() if g["params"]]
         if not groups:
             raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
+        for g in groups:
+            if not g["lr"] >= 0:  # torch checks only the default rate, not each group's
+                raise UserError(f"strategy '{self.hp['name']}': learning rate {g['lr']} of parameter group "
+                                f"'{g.get('name', '?')}' must be >= 0")
         self.base_lrs = [g["lr"] for g in groups]
         self.optimizer = build_optimizer(groups, self.hp.get("optimizer", "adam"), self.hp.get("momentum", 0.9))
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
@@ -316,6 +330,22 @@ class ReIDStrategy(SupervisedTemplate):
     def _after_training_epoch(self, **kwargs):
         super()._after_training_epoch(**kwargs)
         self.epoch += 1
+        every = self.checkpoint_every
+        if every > 0 and self.epoch % every == 0 and self.epoch < self.train_epochs and self.epoch_checkpoint:
+            self.epoch_checkpoint(self)
+
+    def _train_exp(self, experience, eval_streams=None, **kwargs):
+        """Avalanche's epoch loop, starting at `self.epoch` (non-zero when resumed inside the experience)."""
+        if self.resume_state is not None:
+            self.load_mid_experience_state(self.resume_state)
+            self.resume_state = None
+        while self.epoch < self.train_epochs:
+            self._before_training_epoch(**kwargs)
+            if self._stop_training:
+                self._stop_training = False
+                break
+            self.training_epoch(**kwargs)
+            self._after_training_epoch(**kwargs)
 
     @property
     def step_model(self) -> nn.Module:
@@ -354,6 +384,10 @@ class ReIDStrategy(SupervisedTemplate):
         """(prefix, owner) of everything that declares `carried`: the strategy and its plugins."""
         return carried_owners(self, self.plugins)
 
+    def resumable_plugins(self) -> dict[str, Any]:
+        """Plugins that implement the state contract's state_dict()/load_state_dict(), by class name."""
+        return {type(p).__name__: p for p in self.plugins if callable(getattr(p, "state_dict", None))}
+
     def carried_state(self) -> dict[str, Any]:
         return carried_values(self.carried_owners())
 
@@ -375,15 +409,35 @@ class ReIDStrategy(SupervisedTemplate):
         carried = pack_carried(self.carried_owners())
         return {"model": model_state(self.model), "carried": carried, "exp_index": self.exp_index,
                 "images_seen": self.images_seen, "param_history": self.param_history,
-                "experience_history": self.experience_history}
+                "experience_history": self.experience_history,
+                "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
 
-    def load_checkpoint_state(self, state: dict) -> None:
-        load_model_state(self.model, state["model"])
+    def load_checkpoint_state(self, state: dict, source: str = "checkpoint") -> None:
+        load_model_state(self.model, state["model"], source)
         unpack_carried(self.carried_owners(), state["carried"])
         self.exp_index = state["exp_index"]
         self.images_seen = state["images_seen"]
         self.param_history = state["param_history"]
         self.experience_history = state.get("experience_history", [])
+        self._load_plugin_states(state.get("plugins", {}))
+
+    def _load_plugin_states(self, states: dict) -> None:
+        for name, plugin in self.resumable_plugins().items():
+            plugin.load_state_dict(states.get(name, {}))
+
+    def mid_experience_state(self) -> dict:
+        """Everything that changes inside an experience, after `self.epoch` epochs of it."""
+        return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
+                "images_seen": self.images_seen, "rng": rng_state(),
+                "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
+
+    def load_mid_experience_state(self, state: dict) -> None:
+        """Continue after the set-up of the experience was replayed: weights, optimizer, epoch, plugins, RNG."""
+        load_model_state(self.model, state["model"], "the mid-experience checkpoint")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.images_seen = state["epoch"], state["images_seen"]
+        self._load_plugin_states(state["plugins"])
+        set_rng_state(state["rng"])
 
 
 def check_plugin_order(owner: str, plugins: list, order: tuple[type, ...]) -> None:

@@ -1,4 +1,10 @@
-"""State-dict checkpoints at experience boundaries: atomic writes, clear errors on corrupt files.
+"""State-dict checkpoints: atomic writes, safe loading (weights_only), clear errors on bad files.
+
+Two kinds, both in RUN/checkpoints/:
+  step<K>.pt            after experience K (and its evaluation) finished;
+  step<K>-epoch<E>.pt   inside experience K, after E of its epochs (train.checkpoint_every_epochs).
+Checkpoints hold plain tensors, dicts, lists and numbers only (RNG states as tensors and lists), so
+they load with torch.load(weights_only=True): a crafted file cannot run code on resume or export.
 
 A model may name state it never changes (`constant_state_keys()`, e.g. PAD's frozen text tower):
 checkpoints then hold a SHA-256 of those tensors instead of the tensors, and loading checks that the
@@ -8,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,19 +25,51 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..io import atomic_write
 
-KEEP = 2  # checkpoints kept: the newest and the previous good one
+KEEP = 2  # boundary checkpoints kept: the newest and the previous good one
+_NAME = re.compile(r"step(\d{3,})(?:-epoch(\d{3,}))?\.pt")
 
 
-def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / f"step{step:03d}.pt"
+def checkpoint_path(folder: Path, step: int, epoch: int | None = None) -> Path:
+    """step = experiences finished; with epoch, a checkpoint inside experience step + 1."""
+    if epoch is None:
+        return folder / f"step{step:03d}.pt"
+    return folder / f"step{step + 1:03d}-epoch{epoch:03d}.pt"
+
+
+def _position(path: Path) -> tuple[int, int, int] | None:
+    """(experiences finished, epochs into the next one, boundary last) for ordering; None if not ours."""
+    m = _NAME.fullmatch(path.name)
+    if not m:
+        return None
+    if m.group(2) is None:
+        return int(m.group(1)), 0, 1
+    return int(m.group(1)) - 1, int(m.group(2)), 0
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
-    return sorted(folder.glob("step*.pt"))
+    """Every checkpoint in training order, oldest first."""
+    found = [(pos, p) for p in folder.glob("step*.pt") if (pos := _position(p)) is not None]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    ckpts = list_checkpoints(folder)
+    return ckpts[-1] if ckpts else None
+
+
+def is_mid_experience(path: Path) -> bool:
+    pos = _position(path)
+    return pos is not None and pos[2] == 0
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG the run draws from, as tensors and lists (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "python": [version, list(internal), gauss_next]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -37,33 +77,64 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, step: int, state: dict) -> Path:
-    """Write step<k>.pt atomically, then drop all but the newest KEEP checkpoints."""
-    path = checkpoint_path(folder, step)
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-    for old in list_checkpoints(folder)[:-KEEP]:
+def save_torch(path: Path, obj: Any) -> None:
+    """torch.save atomically, through a Python file object so that a full disk is an OSError."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    atomic_write(path, write)
+
+
+def save_checkpoint(folder: Path, step: int, state: dict, epoch: int | None = None) -> Path:
+    """Write a boundary (epoch None) or mid-experience checkpoint atomically, then prune.
+
+    After a boundary checkpoint every mid-experience one before it goes and KEEP boundaries stay;
+    after a mid-experience one, the two newest of that experience stay (resuming one needs the
+    boundary before it, which is always kept)."""
+    path = checkpoint_path(folder, step, epoch)
+    save_torch(path, state)
+    ckpts = list_checkpoints(folder)
+    boundaries = [p for p in ckpts if not is_mid_experience(p)]
+    mids = [p for p in ckpts if is_mid_experience(p)]
+    if epoch is None:
+        drop = boundaries[:-KEEP] + [p for p in mids if _position(p) < _position(path)]
+    else:
+        drop = [p for p in mids if _position(p)[0] == step][:-2]
+    for old in drop:
         old.unlink()
     return path
 
 
+def load_checkpoint(path: Path) -> dict:
+    """One checkpoint, loaded safely; UserError naming the file when it is corrupt or not ours."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated, corrupt or unsafe archives
+        reason = "it holds objects other than tensors and plain values, refused for safety" \
+            if "weights_only" in str(e) else type(e).__name__
+        raise UserError(f"checkpoint {path} cannot be loaded ({reason})") from None
+
+
 def load_latest_checkpoint(folder: Path) -> dict | None:
-    """The newest checkpoint, or None when there is none. A corrupt one is an error naming it."""
+    """The newest checkpoint's state, or None when there is none."""
     ckpts = list_checkpoints(folder)
     if not ckpts:
         return None
-    path = ckpts[-1]
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several types for truncated/corrupt archives
-        prev = f"; the previous checkpoint {ckpts[-2].name} is kept: delete {path.name} to resume from it" \
+        return load_checkpoint(ckpts[-1])
+    except UserError as e:
+        prev = f"; the previous checkpoint {ckpts[-2].name} is kept: delete {ckpts[-1].name} to resume from it" \
             if len(ckpts) > 1 else ""
-        raise UserError(f"checkpoint {path} is corrupt ({type(e).__name__}){prev}") from None
+        raise UserError(f"{e}{prev}") from None
 
 
 CONSTANT_SHA = "_constant_sha256"  # key of the checksum that stands in for the constant tensors
@@ -92,19 +163,27 @@ def model_state(model: nn.Module) -> dict:
     return out
 
 
-def load_model_state(model: nn.Module, state: dict, *, check_constant: bool = True) -> None:
+def load_model_state(model: nn.Module, state: dict, source: Path | str = "checkpoint", *,
+                     check_constant: bool = True) -> None:
     """Load a model_state() into `model` (sized by its resize_for_state_dict when it has one); with
-    check_constant, the model's own constant tensors must match the stored checksum."""
+    check_constant, the model's own constant tensors must match the stored checksum. A checkpoint of
+    another model is a one-line UserError naming `source`, not a traceback."""
     state = dict(state)
     stored = state.pop(CONSTANT_SHA, None)
-    if hasattr(model, "resize_for_state_dict"):
-        model.resize_for_state_dict(state)
     keys = constant_keys(model)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        if hasattr(model, "resize_for_state_dict"):
+            model.resize_for_state_dict(state)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (RuntimeError, KeyError, ValueError, AttributeError, IndexError) as e:
+        first = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"checkpoint {source} was written by a different model than the run's config "
+                        f"describes ({first})") from None
     absent = set(missing) - set(keys)
     if absent or unexpected:
-        raise UserError(f"checkpoint does not fit this model: {len(absent)} missing and {len(unexpected)} "
-                        f"unexpected tensors (e.g. {sorted(absent or unexpected)[0]})")
+        raise UserError(f"checkpoint {source} was written by a different model than the run's config describes "
+                        f"({len(absent)} missing and {len(unexpected)} unexpected tensors, e.g. "
+                        f"{sorted(absent or unexpected)[0]})")
     if check_constant and stored is not None and stored != tensors_sha256(model.state_dict(), keys):
         raise UserError("the frozen weights differ from those the run started with (weights file or "
                         "model.weights changed?); resume with the original weights")

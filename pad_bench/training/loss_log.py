@@ -20,7 +20,8 @@ class LossLog(SupervisedPlugin):
     One row per (step, term): experience (1-based), phase ("train" for Avalanche's iterations, or a
     method's own phase such as PAD's "stage1"), epoch (1-based), step (counted per phase over the
     run), term, value. The file is rewritten atomically at the end of every experience; on resume,
-    rows of the experiences being trained again are dropped. `tb` is the run's Avalanche
+    rows of the experiences being trained again are dropped, and a resume inside an experience takes
+    that experience's rows so far from the checkpoint (state_dict, the plugin state contract). `tb` is the run's Avalanche
     TensorboardLogger (tags `loss/<phase>/<term>`, x = step) or None.
     """
 
@@ -29,9 +30,10 @@ class LossLog(SupervisedPlugin):
         self.path, self.tb = Path(path), tb
         self.rows: list[dict] = []
         self.steps: dict[str, int] = {}
+        self.experience: int | None = None  # 1-based, while an experience trains
 
     def before_training_exp(self, strategy, **kwargs):
-        first = strategy.exp_index + 1
+        first = self.experience = strategy.exp_index + 1
         self.rows = [r for r in self._read() if int(r["experience"]) < first]
         self.steps = {}
         for r in self.rows:
@@ -40,7 +42,22 @@ class LossLog(SupervisedPlugin):
     def after_training_iteration(self, strategy, **kwargs):
         self.log(strategy, "train", strategy.loss)
 
+    def state_dict(self) -> dict:
+        """Inside an experience: its rows so far and the step counters (not yet in losses.csv)."""
+        if self.experience is None:
+            return {}
+        return {"experience": self.experience, "steps": dict(self.steps),
+                "rows": [r for r in self.rows if int(r["experience"]) == self.experience]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """After the experience's set-up was replayed: its rows replace the ones the replay logged."""
+        if not state:
+            return
+        self.rows = [r for r in self.rows if int(r["experience"]) < state["experience"]] + list(state["rows"])
+        self.steps = dict(state["steps"])
+
     def after_training_exp(self, strategy, **kwargs):
+        self.experience = None
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()

@@ -77,6 +77,22 @@ class EMAVisKDPlugin(LossPlugin):
         logit = logit_kd(student_out["proj"], teacher_out["proj"], bank, self.temperature)
         return self.feat_weight * feat + self.logit_weight * logit, feat, logit
 
+    def state_dict(self) -> dict:
+        """The state contract: the teacher's EMA-moved tensors (empty between experiences)."""
+        return {"teacher": [t.detach().clone() for t in self._pairs[0]]} if self.teacher is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """After the experience set-up made the teacher from the experience's starting model."""
+        saved = state.get("teacher")
+        if saved is None:
+            return
+        if self.teacher is None or len(saved) != len(self._pairs[0]):
+            raise UserError("the checkpoint's EMA teacher does not match this run's model; it was written "
+                            "by another configuration")
+        with torch.no_grad():
+            for t, v in zip(self._pairs[0], saved):
+                t.copy_(v)
+
     def after_update(self, strategy, **kwargs):
         ema_update_(*self._pairs, self.alpha)
 
