@@ -3,6 +3,7 @@ mid-sweep, and a local instance with a run that fails on bad input."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -85,7 +86,8 @@ def test_sweep_survives_losing_its_worker_node(cluster, synth_root, tmp_path):
     assert any(e["node"] == "worker" for e in entries.values())  # runs were spread over both nodes
     attempts = read_attempts(out, victim)
     assert [a["node"] for a in attempts] == ["worker", "head"] and attempts[1]["resumed"]
-    assert f"resumed {victim} after step 1" in (out / victim / "run.log").read_text()
+    # the kill lands after the first checkpoint; on a fast machine the run may already have checkpointed step 2
+    assert re.search(rf"resumed {re.escape(victim)} after step [12]\b", (out / victim / "run.log").read_text())
     assert f"done   {victim}: Seen-Avg mAP " in stdout and "attempt 2" in stdout
 
     for name, entry in entries.items():  # each run alone, in this process, gives the same metrics.csv
