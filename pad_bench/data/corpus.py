@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
 from ..io import atomic_write_json
-from .synth import (CORPUS_BACKGROUNDS, MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, ATTRIBUTES_FILE, CameraStyle,
+from .synth import (check_int_bounds, CORPUS_BACKGROUNDS, MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, ATTRIBUTES_FILE, CameraStyle,
                     DomainStyle, _r, _rgb, _save_jpeg, _vec, render_image, sample_look, write_attributes)
 
 CORPUS_VERSION = 1  # bump when the corpus renderer changes: it invalidates cached corpora and weights
@@ -47,10 +46,7 @@ class CorpusConfig:
     jpeg_quality: int = 90
 
     def __post_init__(self) -> None:
-        for name, (lo, hi) in _BOUNDS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or not lo <= value <= hi:
-                raise UserError(f"corpus {name}={value!r} is out of range; use an integer in {lo}..{hi}")
+        check_int_bounds(self, _BOUNDS, "corpus")
 
 
 @dataclass(frozen=True)

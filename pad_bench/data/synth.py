@@ -66,6 +66,14 @@ _BOUNDS = {
 }
 
 
+def check_int_bounds(cfg: object, bounds: dict[str, tuple[int, int]], label: str) -> None:
+    """A one-line error for the first field of cfg that is not an integer inside its bounds."""
+    for name, (lo, hi) in bounds.items():
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or not lo <= value <= hi:
+            raise UserError(f"{label} {name}={value!r} is out of range; use an integer in {lo}..{hi}")
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Size of the synthetic set. The defaults give 7 domains, about 5k images: small training sets
@@ -85,10 +93,7 @@ class SynthConfig:
     jpeg_quality: int = 90
 
     def __post_init__(self) -> None:
-        for name, (lo, hi) in _BOUNDS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or not lo <= value <= hi:
-                raise UserError(f"synth {name}={value!r} is out of range; use an integer in {lo}..{hi}")
+        check_int_bounds(self, _BOUNDS, "synth")
 
     def domain_names(self) -> list[str]:
         """Training domains first, then unseen ones; the index is the domain's stream key."""
