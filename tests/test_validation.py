@@ -55,15 +55,19 @@ def test_unknown_method_in_a_strategy_file_names_the_method(tmp_path, monkeypatc
     ({"protocol.ids_per_domain": 1}, "train.batch_p is 4 but training domain synth_d1 has 1 identities"),
     ({"train.batch_k": 1000}, "train.batch_k is 1000; it must be between 1 and 5"),
 ])
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 def test_sampler_settings_are_checked_against_the_data_before_the_run_directory(synth_root, tmp_path, extra,
-                                                                                   expected, capsys):
-    args = ["run", "-b", "synth", "-s", "finetune", "--out", str(tmp_path), "--name", "r", "--no-progress"]
+                                                                                   expected, dry_run, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "-b", "synth", "-s", "finetune", "--out", str(tmp_path / "out"), "--name", "r", "--no-progress"]
     for k, v in tiny_sets(synth_root, **extra).items():
         args += ["--set", f"{k}={json.dumps(v)}"]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert expected in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "r").exists()  # the corrected command starts cleanly, with or without --resume
+    assert main(args + (["--dry-run"] if dry_run else [])) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert expected in err and len(err.splitlines()) == 1 and not captured.out  # no plan table either
+    assert not list(tmp_path.iterdir())  # the corrected command starts cleanly, with or without --resume
 
 
 def test_a_negative_group_learning_rate_is_refused_by_the_optimizer_set_up(synth_root):

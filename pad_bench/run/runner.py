@@ -70,12 +70,11 @@ def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
 
 def plan(cfg: dict) -> list[dict]:
     """`run --dry-run`: resolve the config, build the stream and the model, set every experience up as
-    training would and return its settings (ReIDStrategy.experience_settings); nothing is written."""
+    training would and return its settings (ReIDStrategy.experience_settings); nothing is written.
+    It refuses what a real run would refuse (`prepare`), with the same error."""
     from avalanche.training.plugins import EvaluationPlugin
 
-    strategy_cls = finalize(cfg)
-    seed_everything(cfg["seed"])
-    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+    _, bench = prepare(cfg)
     with warnings.catch_warnings():  # "no loggers": nothing is evaluated
         warnings.simplefilter("ignore", UserWarning)
         evaluator = EvaluationPlugin(loggers=[])
