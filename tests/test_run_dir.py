@@ -74,6 +74,12 @@ def test_resume_of_a_run_killed_before_its_config_starts_it(tmp_path, capsys):
     assert not (tmp_path / "r" / "manifest.csv").exists()
 
 
+def test_resume_of_a_run_that_does_not_exist_starts_it_quietly(tmp_path, capsys):
+    store = RunStore.open(tmp_path / "r", resume=True)  # what every sweep run does
+    store.close()
+    assert not store.resuming and store.created and capsys.readouterr().out == ""
+
+
 @pytest.mark.slow
 def test_two_simultaneous_runs_on_one_directory_exactly_one_proceeds(synth_root, tmp_path):
     args = [sys.executable, "-m", "pad_bench.cli", "run", "-b", "synth", "-s", "finetune", "--out", str(tmp_path),

@@ -88,7 +88,7 @@ class RunStore:
         if leftovers:
             raise UserError(f"{path} already exists and holds {leftovers[0].name} but no config.yaml: it is "
                             f"not a pad-bench run; choose another --name")
-        if resume:
+        if resume and not self.created:
             print(f"{path} has no config.yaml (the run never got past start-up): starting it", flush=True)
         for p in path.iterdir():
             if p.name != LOCK_NAME:
