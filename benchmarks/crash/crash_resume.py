@@ -4,13 +4,14 @@ final metrics.csv and summary.json (timing aside) equal those of an uninterrupte
     PYTHONPATH=. OMP_NUM_THREADS=1 nice -n 5 python benchmarks/crash/crash_resume.py --strategy finetune --kills 6
     ... --strategy pad --kills 6 --mid     # also checkpoints inside experiences (every epoch)
 
-Kill times are counted from the moment a launch has finished its start-up (it holds the run's lock
-and config.yaml exists), not from process start, and in CPU seconds of the process, so that neither
+Kill times are counted from the moment a launch has finished its start-up (it holds the run's lock,
+config.yaml exists and, resuming, run.log says it loaded its checkpoint), not from process start, and in CPU seconds of the process, so that neither
 the imports nor the machine's load move them. First an uninterrupted run is timed so, up to the
 moment its results files are written; each random kill is then drawn uniformly over what is left of
 that window (set-up, training, evaluation, checkpoint and results writes) given the checkpoint the
 launch resumes from. Two kills are aimed (three with --mid): the first launch is killed after it
-took the lock and before config.yaml exists (a half-made directory); with --mid, the second right
+took the lock and before config.yaml exists (a half-made directory; the whole start-up is run in
+slices for it); with --mid, the second right
 after it wrote a checkpoint inside an experience; the last one between the final checkpoint and the
 results files (metrics.csv / summary.json). An aimed kill lets the process run in 1 ms slices
 (SIGSTOP / SIGCONT) and looks at its files while it is stopped; one that misses is tried again.
@@ -69,6 +70,8 @@ class Launch:
         env = dict(os.environ, OMP_NUM_THREADS="1",
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.run_dir = run_dir
+        self.resumes = latest(run_dir) is not None  # it will continue from a checkpoint
+        self.resumed_lines = resumed_lines(run_dir)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         self.started: float | None = None  # time.time() when start-up was seen to be over
         self.cpu_started = 0.0  # its CPU seconds then
@@ -82,10 +85,17 @@ class Launch:
         except OSError:
             return False
 
+    def started_up(self) -> bool:
+        """Start-up is over: this process holds the lock and config.yaml exists; resuming, it has
+        also loaded its checkpoint (run.log says "resumed ...")."""
+        if not (self.holds_lock() and (self.run_dir / "config.yaml").exists()):
+            return False
+        return not self.resumes or resumed_lines(self.run_dir) > self.resumed_lines
+
     def wait_start_up(self) -> bool:
-        """Until this process holds the lock and config.yaml exists (False if it ended first)."""
+        """Until start-up is over (False if the process ended first)."""
         while self.started is None and self.alive():
-            if self.holds_lock() and (self.run_dir / "config.yaml").exists():
+            if self.started_up():
                 self.started, self.cpu_started = time.time(), self.cpu()
                 return True
             time.sleep(POLL)
@@ -140,6 +150,13 @@ class Launch:
         if self.alive():
             self.proc.send_signal(signal.SIGCONT)
         return False
+
+
+def resumed_lines(run_dir: Path) -> int:
+    try:
+        return (run_dir / "run.log").read_text().count(" resumed ")
+    except OSError:
+        return 0
 
 
 def read_results(run_dir: Path) -> tuple[str, dict]:
@@ -213,7 +230,8 @@ def trained_this_launch(run_dir: Path, launch: Launch, experience: int) -> bool:
 def landed(run_dir: Path, launch: Launch) -> tuple[str, str]:
     """(category, detail) of where a killed run was, read off the files it had written."""
     if not (run_dir / "config.yaml").exists():
-        return "start-up", "before config.yaml (a half-made directory)"
+        held = ", ".join(sorted(p.name for p in run_dir.iterdir())) if run_dir.is_dir() else "nothing"
+        return "start-up", f"before config.yaml (a half-made directory holding {held})"
     if final_checkpoint(run_dir):
         if results_written(run_dir):
             return "after results", "metrics.csv and summary.json complete"
@@ -304,11 +322,8 @@ def main() -> int:
         launches += 1
         launch = Launch(command(run_dir.name), run_dir, log)
         if target == "start-up":  # after the lock, before config.yaml
-            while launch.alive() and not launch.holds_lock():
-                time.sleep(POLL)
-            aimed = launch.step_until(
-                lambda: (run_dir / "manifest.csv").exists() and not (run_dir / "config.yaml").exists(),
-                lambda: (run_dir / "config.yaml").exists())
+            aimed = launch.step_until(lambda: launch.holds_lock() and not (run_dir / "config.yaml").exists(),
+                                      lambda: (run_dir / "config.yaml").exists())
         elif target == "random":
             ckpt = latest(run_dir)
             delay = rng.uniform(0.0, max(window - (at.get(ckpt.name, 0.0) if ckpt else 0.0), POLL))
