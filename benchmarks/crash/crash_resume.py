@@ -101,13 +101,17 @@ class Launch:
             time.sleep(POLL)
         return self.started is not None
 
+    def stat(self) -> list[str]:
+        """/proc/PID/stat after the command name: state, ppid, ... (empty once the process is gone)."""
+        try:
+            return Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return []
+
     def cpu(self) -> float:
         """CPU seconds (user + system) the process has used so far; 0 once it is gone."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        fields = self.stat()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS if fields else 0.0
 
     def cpu_since_start_up(self) -> float:
         return self.cpu() - self.cpu_started
@@ -125,14 +129,7 @@ class Launch:
     def stop(self) -> None:
         """SIGSTOP, and wait until the kernel shows the process stopped (or gone)."""
         self.proc.send_signal(signal.SIGSTOP)
-        stat = Path(f"/proc/{self.proc.pid}/stat")
-        while True:
-            try:
-                state = stat.read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                return
-            if state in "TtZX":
-                return
+        while (fields := self.stat()) and fields[0] not in ("T", "t", "Z", "X"):
             time.sleep(0.0001)
 
     def step_until(self, in_window, too_late) -> bool:
@@ -269,6 +266,29 @@ def reference_timeline(cmd: list[str], run_dir: Path, log) -> tuple[float, dict[
     return written, seen
 
 
+def kill_at(target: str, launch: Launch, window: float, at: dict[str, float], rng: random.Random) -> tuple[bool, str]:
+    """Kill `launch` at `target` (see the module docstring); (whether it was killed there, a label).
+    A process left running missed its window."""
+    run_dir = launch.run_dir
+    if target == "start-up":  # after the lock, before config.yaml
+        return launch.step_until(lambda: launch.holds_lock() and not (run_dir / "config.yaml").exists(),
+                                 lambda: (run_dir / "config.yaml").exists()), target
+    if target == "random":
+        ckpt = latest(run_dir)
+        delay = rng.uniform(0.0, max(window - (at.get(ckpt.name, 0.0) if ckpt else 0.0), POLL))
+        if launch.wait_start_up() and launch.wait_cpu(delay):
+            launch.kill()
+        return True, f"random +{delay:.2f} CPU s"
+    if target == "mid-experience":  # right after a mid-experience checkpoint of this launch
+        launch.wait_start_up()
+        return launch.step_until(lambda: written_mid_checkpoint(run_dir, launch),
+                                 lambda: final_checkpoint(run_dir)), target
+    # the final window: once the last experience has trained, in slices
+    while launch.wait_start_up() and launch.alive() and not trained_this_launch(run_dir, launch, N_STEPS):
+        time.sleep(POLL)
+    return launch.step_until(lambda: in_final_window(run_dir), lambda: results_written(run_dir)), target
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strategy", default="finetune")
@@ -321,23 +341,7 @@ def main() -> int:
             run_dir = work / f"killed-{len(rounds) + 1}"
         launches += 1
         launch = Launch(command(run_dir.name), run_dir, log)
-        if target == "start-up":  # after the lock, before config.yaml
-            aimed = launch.step_until(lambda: launch.holds_lock() and not (run_dir / "config.yaml").exists(),
-                                      lambda: (run_dir / "config.yaml").exists())
-        elif target == "random":
-            ckpt = latest(run_dir)
-            delay = rng.uniform(0.0, max(window - (at.get(ckpt.name, 0.0) if ckpt else 0.0), POLL))
-            if launch.wait_start_up() and launch.wait_cpu(delay):
-                launch.kill()
-            aimed, target = True, f"random +{delay:.2f} CPU s"
-        elif target == "mid-experience":  # right after a mid-experience checkpoint of this launch
-            launch.wait_start_up()
-            aimed = launch.step_until(lambda: written_mid_checkpoint(run_dir, launch),
-                                      lambda: final_checkpoint(run_dir))
-        else:  # the final window: once the last experience has trained, in slices
-            while launch.wait_start_up() and launch.alive() and not trained_this_launch(run_dir, launch, N_STEPS):
-                time.sleep(POLL)
-            aimed = launch.step_until(lambda: in_final_window(run_dir), lambda: results_written(run_dir))
+        aimed, label = kill_at(target, launch, window, at, rng)
         if launch.alive():  # an aimed kill that missed its window: kill it where it is
             launch.kill()
         rc = launch.proc.returncode
@@ -351,7 +355,7 @@ def main() -> int:
         hits.append(category)
         if not aimed and target != "start-up":
             targets.append(target)  # try again (on a fresh run if this one is past it)
-        print(f"kill {len(hits)}/{len(targets)} [{target}{'' if aimed else ', missed'}] {run_dir.name}: "
+        print(f"kill {len(hits)}/{len(targets)} [{label}{'' if aimed else ', missed'}] {run_dir.name}: "
               f"{category}: {detail}", flush=True)
     finish(run_dir)
 
