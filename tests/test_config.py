@@ -81,8 +81,8 @@ def test_a_recipe_layer_is_merged_before_the_file_that_uses_it(tmp_path, monkeyp
         "base: finetune\nuse: [cpu-tiny]\ntrain:\n  epochs: 7\nprofiles:\n  big:\n    use: [clip-reid]\n")
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
     cfg = resolve_config(benchmark="aka-order1", strategy="tinyft")
-    # cpu-tiny's values over finetune's, then the file's own epochs over cpu-tiny's 50
-    assert (cfg["model"]["name"], cfg["strategy"]["lr"], cfg["train"]["epochs"]) == ("clip-tiny", 3e-3, 7)
+    # cpu-tiny's values over finetune's, then the file's own epochs over cpu-tiny's 30
+    assert (cfg["model"]["name"], cfg["strategy"]["lr"], cfg["train"]["epochs"]) == ("clip-tiny", 3e-4, 7)
     big = resolve_config(benchmark="aka-order1", strategy="tinyft", profile="big")
     assert big["model"]["name"] == "clip-vit-b16" and big["train"]["epochs"]["first"] == 30
 

@@ -308,8 +308,9 @@ def test_clip_profiles_take_the_clip_reid_recipe_with_the_prompt_on_adam():
     assert cfg["model"]["name"] == "clip-vit-b16" and (hp["optimizer"], hp["lr"]) == ("adam", 5e-6)
     assert (hp["prompt_optimizer"], hp["prompt_lr"]) == ("adam", 0.005)
     assert hp["milestones"]["msmt17"] == [18, 28]  # the recipe's table, untouched by PAEMA's MSMT17 rule
-    tiny = resolve_config(benchmark="synth", strategy="paema", profile="clip-tiny")
-    assert tiny["model"]["name"] == "clip-tiny" and tiny["train"]["epochs"] == 50
+    on_clip, on_vit = (resolve_config(benchmark="synth", strategy="paema", profile=p) for p in ("clip-tiny", "tiny"))
+    assert (on_clip["model"]["name"], on_vit["model"]["name"]) == ("clip-tiny", "vit-tiny")
+    assert (on_clip["strategy"], on_clip["train"]) == (on_vit["strategy"], on_vit["train"])  # the same budget
     both = resolve_config(benchmark="aka-order1", strategy="paema", profile="clip")
     both["strategy"]["milestones_by_dataset"] = {"msmt17": [20, 30]}  # and a table of milestones
     with pytest.raises(UserError, match="per-dataset table already"):
@@ -325,7 +326,7 @@ def test_paema_on_clip_tiny_runs_a_synthetic_experience(synth_root, tmp_path):
     run_dir = runner.execute(cfg, tmp_path / "run", progress=False)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == "clip-tiny" and summary["experiences"][0]["epochs"] == 2
-    assert summary["experiences"][0]["lr"] == {"network": 3e-3, "prompt": 5e-3}
+    assert summary["experiences"][0]["lr"] == {"network": cfg["strategy"]["lr"], "prompt": 5e-3}
     final = summary["mAP"]["final"]
     assert 0 <= final["seen"]["synth_d1"] <= 100 and 0 <= final["unseen"]["synth_u1"] <= 100
     state = torch.load(run_dir / "checkpoints" / "step001.pt", weights_only=False)["strategy"]["model"]
