@@ -14,8 +14,8 @@ from trees_unseen import make_viper
 
 
 def test_check_reports_found_datasets_with_counts(tmp_path, capsys):
-    market = make_market1501(tmp_path)
-    msmt = make_msmt17(tmp_path, version="v2")
+    market = make_market1501(tmp_path).counts()
+    msmt = make_msmt17(tmp_path, version="v2").counts()
     viper = make_viper(tmp_path)
     assert main(["datasets", "check", "--root", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -34,7 +34,7 @@ def test_market_style_every_alias(tmp_path, cls, make):
         expected = make(root, alias)
         ds = cls(root)
         assert ds.find_root() == root / alias
-        assert ds.load().counts() == expected
+        assert trees.sorted_splits(ds.load()) == expected
 
 
 def test_market1501_drops_junk_keeps_distractors(tmp_path):
@@ -79,7 +79,7 @@ def test_msmt17_versions_and_aliases(tmp_path, version, folder):
     assert root == tmp_path / folder
     assert ds.version(root) == ("v2" if version == "v2" else "v1")
     splits = ds.load()
-    assert splits.counts() == expected
+    assert trees.sorted_splits(splits) == expected
     train_dir, test_dir = trees.MSMT_VERSIONS[version][1:]
     rec = by_name(splits.train)["0001_002_15_0303morning_0014_0.jpg"]
     assert (rec.pid, rec.camid) == (1, 14)
@@ -90,7 +90,7 @@ def test_msmt17_versions_and_aliases(tmp_path, version, folder):
 def test_msmt17_train_val(tmp_path):
     expected = trees.make_msmt17(tmp_path, msmt17_train="train_val")
     splits = MSMT17(tmp_path, msmt17_train="train_val").load()
-    assert splits.counts() == expected
+    assert trees.sorted_splits(splits) == expected
     assert len(splits.train) == len(trees.MSMT_SPEC["train"]) + len(trees.MSMT_SPEC["val"])
     with pytest.raises(UserError, match="msmt17_train"):
         MSMT17(tmp_path, msmt17_train="val")
@@ -130,7 +130,7 @@ def test_cuhk03_np_mode_and_aliases(tmp_path, mode):
         assert expected["labeled"] != expected["detected"]
         ds = CUHK03(root, cuhk03_mode=mode)
         assert ds.find_root() == root / parent / mode
-        assert ds.load().counts() == expected[mode]
+        assert trees.sorted_splits(ds.load()) == expected[mode]
         assert ds.expected["gallery"] == {"labeled": (5328, 700), "detected": (5332, 700)}[mode]
 
 
@@ -145,7 +145,7 @@ def test_cuhk03_default_mode_is_labeled(tmp_path):
 def test_cuhk03_pad_flat_layout_is_detected_only(tmp_path):
     expected = trees.make_cuhk03_pad(tmp_path)
     splits = CUHK03(tmp_path, cuhk03_mode="detected").load()
-    assert splits.counts() == expected
+    assert trees.sorted_splits(splits) == expected
     assert by_name(splits.train)["0002_c10_00004.jpg"].camid == 9
     with pytest.raises(DatasetNotFoundError, match="cuhk03_mode: detected"):
         CUHK03(tmp_path).load()
@@ -166,7 +166,7 @@ def test_cuhk_sysu_layouts_and_pseudo_camids(tmp_path, layout, folder):
     ds = CUHKSYSU(tmp_path)
     assert ds.find_root() == tmp_path / folder
     splits = ds.load()
-    assert splits.counts() == expected
+    assert trees.sorted_splits(splits) == expected
     for split, camid in (("train", 0), ("gallery", 1), ("query", 2)):
         assert {r.camid for r in splits.split(split)} == {camid}
     assert {r.pid for r in splits.query} == set(trees.SYSU_SPEC["query"])
@@ -176,7 +176,7 @@ def test_cuhk_sysu_layouts_and_pseudo_camids(tmp_path, layout, folder):
 def test_cuhk_sysu_min_images(tmp_path, min_images):
     expected = trees.make_cuhk_sysu(tmp_path, min_images=min_images)
     splits = CUHKSYSU(tmp_path, sysu_min_images=min_images).load()
-    assert splits.counts() == expected
+    assert trees.sorted_splits(splits) == expected
     per_id = {p: trees.SYSU_SPEC["train"].count(p) for p in trees.SYSU_SPEC["train"]}
     assert {r.pid for r in splits.train} == {p for p, n in per_id.items() if n >= min_images}
     assert len(splits.gallery) == len(trees.SYSU_SPEC["gallery"])  # test splits are never filtered

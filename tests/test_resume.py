@@ -1,5 +1,7 @@
 """Resume after a kill anywhere: between the last checkpoint and the results files, inside an
 experience (bitwise on CPU), with changed or moved data, stale temp files, foreign checkpoints."""
+import csv
+import io
 import json
 import os
 import shutil
@@ -34,6 +36,15 @@ def _results(run_dir):
     return (run_dir / "metrics.csv").read_text(), summary
 
 
+def _losses(run_dir):
+    return (run_dir / "losses.csv").read_text()
+
+
+def _experiences(losses):
+    """The experiences losses.csv has rows of."""
+    return {row["experience"] for row in csv.DictReader(io.StringIO(losses))}
+
+
 def _final_weights(run_dir):
     return torch.load(list_checkpoints(run_dir / "checkpoints")[-1], weights_only=True)["strategy"]["model"]
 
@@ -62,7 +73,30 @@ def test_a_kill_after_the_last_checkpoint_loses_nothing(synth_root, full_runs, t
     monkeypatch.setattr(RunStore, "write_metrics", real)
     runner.execute(_cfg(synth_root), tmp_path / "r", resume=True, progress=False)
     assert _results(tmp_path / "r") == _results(full_runs["finetune"])
+    assert _losses(tmp_path / "r") == _losses(full_runs["finetune"])
     assert list((tmp_path / "r" / "plots").glob("*.png"))
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "pad"])
+def test_a_kill_between_experiences_resumes_with_every_loss_row(synth_root, full_runs, tmp_path, monkeypatch,
+                                                               strategy):
+    real = runner.save_checkpoint
+
+    def die_after_experience_1(folder, step, state, epoch=None):
+        path = real(folder, step, state, epoch)
+        if step == 1 and epoch is None:
+            raise Killed  # experience 1 is done and its rows are in losses.csv; experience 2 has not begun
+        return path
+
+    monkeypatch.setattr(runner, "save_checkpoint", die_after_experience_1)
+    with pytest.raises(Killed):
+        runner.execute(_cfg(synth_root, strategy), tmp_path / "r", progress=False)
+    monkeypatch.setattr(runner, "save_checkpoint", real)
+    assert _experiences(_losses(tmp_path / "r")) == {"1"}
+    runner.execute(_cfg(synth_root, strategy), tmp_path / "r", resume=True, progress=False)
+    full = _losses(full_runs[strategy])
+    assert _experiences(full) == {"1", "2"}
+    assert _losses(tmp_path / "r") == full
 
 
 @pytest.mark.parametrize("strategy", list(EPOCHS))
@@ -87,7 +121,7 @@ def test_a_kill_inside_an_experience_resumes_bitwise(synth_root, full_runs, tmp_
     runner.execute(_cfg(synth_root, strategy), tmp_path / "r", resume=True, progress=False)
     assert epochs_run == [1]  # only the second epoch of experience 2 was trained again
     assert _results(tmp_path / "r") == _results(full_runs[strategy])
-    assert (tmp_path / "r" / "losses.csv").read_text() == (full_runs[strategy] / "losses.csv").read_text()
+    assert _losses(tmp_path / "r") == _losses(full_runs[strategy])
     expected, got = _final_weights(full_runs[strategy]), _final_weights(tmp_path / "r")
     assert expected.keys() == got.keys()
     assert all(torch.equal(v, got[k]) if isinstance(v, torch.Tensor) else v == got[k] for k, v in expected.items())

@@ -1,8 +1,9 @@
 """Tiny seen-domain dataset trees in each dataset's exact naming scheme, and tiny raw releases.
 
-Every `make_*` writes under a data root and returns what the adapter should report for it:
-`DatasetSplits.counts()` ({"train": {"images", "ids", "cams"}, "query": ..., "gallery": ...}).
-The expected numbers are derived from the (pid, camid) lists written here, never typed in.
+Every `make_*` of a dataset tree writes under a data root and returns the records the adapter
+should report for it: a `DatasetSplits` of `ImageRecord(path, pid, camid)`, each list sorted. The
+raw releases' writers return the counts of the prepared tree (`DatasetSplits.counts()`). Both are
+derived from the (pid, camid) lists written here, never typed in.
 Image files are 8x4 pixels; adapters never open them.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from pad_bench.data.datasets.base import DatasetSplits, ImageRecord
 
 MARKET_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 SYSU_CAMIDS = {"train": 0, "gallery": 1, "query": 2}
@@ -97,61 +100,78 @@ def counts_of(kept: dict[str, list[tuple[int, int]]]) -> dict[str, dict[str, int
     }
 
 
+def splits_of(kept: dict[str, list[tuple[Path, int, int]]]) -> DatasetSplits:
+    """The records of (path, pid, camid) lists per split, each list sorted."""
+    return DatasetSplits(**{s: sorted(ImageRecord(str(path), pid, camid) for path, pid, camid in items)
+                            for s, items in kept.items()})
+
+
+def sorted_splits(splits: DatasetSplits) -> DatasetSplits:
+    """`splits` with each list sorted, to compare with what a tree writer returns."""
+    return DatasetSplits(sorted(splits.train), sorted(splits.query), sorted(splits.gallery))
+
+
 def market_style(folder: Path, spec: dict[str, list[tuple[int, int]]], name: Callable[[int, int, int], str],
-                 dirs: dict[str, str] = MARKET_DIRS) -> dict:
-    """Write spec[split] as name(pid, cam, serial) into folder/dirs[split]; junk (-1) is not counted."""
+                 dirs: dict[str, str] = MARKET_DIRS) -> DatasetSplits:
+    """Write spec[split] as name(pid, cam, serial) into folder/dirs[split]; junk (-1) is not reported."""
     serial = itertools.count(1)
+    kept: dict[str, list[tuple[Path, int, int]]] = {}
     for split, items in spec.items():
-        write_images(folder / dirs[split], [name(pid, cam, next(serial)) for pid, cam in items])
-    return counts_of({s: [(p, c - 1) for p, c in items if p != -1] for s, items in spec.items()})
+        names = [(name(pid, cam, next(serial)), pid, cam) for pid, cam in items]
+        write_images(folder / dirs[split], [n for n, _, _ in names])
+        kept[split] = [(folder / dirs[split] / n, pid, cam - 1) for n, pid, cam in names if pid != -1]
+    return splits_of(kept)
 
 
 def market_pid(pid: int) -> str:
     return "-1" if pid == -1 else f"{pid:04d}"
 
 
-def make_market1501(root: Path, folder: str = "Market-1501") -> dict:
+def make_market1501(root: Path, folder: str = "Market-1501") -> DatasetSplits:
     """`0002_c1s1_000451_03.jpg`; junk `-1_c5s1_...` and distractors `0000_...` in the gallery."""
     return market_style(Path(root) / folder, MARKET_SPEC,
                         lambda p, c, i: f"{market_pid(p)}_c{c}s1_{i * 25:06d}_0{i % 3 + 1}.jpg")
 
 
-def make_dukemtmc(root: Path, folder: str = "DukeMTMC-reID") -> dict:
+def make_dukemtmc(root: Path, folder: str = "DukeMTMC-reID") -> DatasetSplits:
     """`0005_c2_f0046985.jpg`, cameras 1-8."""
     return market_style(Path(root) / folder, DUKE_SPEC, lambda p, c, i: f"{p:04d}_c{c}_f{i * 977:07d}.jpg")
 
 
-def make_lpw_s2(root: Path, folder: str = "LPW_s2") -> dict:
+def make_lpw_s2(root: Path, folder: str = "LPW_s2") -> DatasetSplits:
     """`0001_c3s2_000123.jpg` (PAD's Market-style conversion of LPW scene 2)."""
     return market_style(Path(root) / folder, LPW_SPEC, lambda p, c, i: f"{p:04d}_c{c}s2_{i * 41:06d}.jpg")
 
 
-def make_cuhk03_np(root: Path, mode: str, parent: str = "cuhk03-np") -> dict:
+def make_cuhk03_np(root: Path, mode: str = "labeled", parent: str = "cuhk03-np") -> DatasetSplits:
     """CUHK03-NP `{parent}/{mode}/...`: `0001_c1_12.png`, cameras 1-2; the two modes differ in counts."""
     return market_style(Path(root) / parent / mode, CUHK03_NP_SPEC[mode], lambda p, c, i: f"{p:04d}_c{c}_{i}.png")
 
 
-def make_cuhk03_pad(root: Path) -> dict:
+def make_cuhk03_pad(root: Path) -> DatasetSplits:
     """PAD's converted CUHK03 (detected): `cuhk03/bounding_box_train/0001_c9_00012.jpg`, cameras 1-10."""
     return market_style(Path(root) / "cuhk03", CUHK03_PAD_SPEC, lambda p, c, i: f"{p:04d}_c{c}_{i:05d}.jpg")
 
 
-def make_cuhk_sysu(root: Path, layout: str = "lstkc", folder: str | None = None, min_images: int = 4) -> dict:
+def make_cuhk_sysu(root: Path, layout: str = "lstkc", folder: str | None = None,
+                   min_images: int = 4) -> DatasetSplits:
     """LSTKC's `CUHK-SYSU/cuhksysu4reid/{train,query,gallery}/00001_s1234_0000007_0.jpg` (layout "lstkc")
     or PAD's `cuhksysu/{bounding_box_train,...}/0001_c1_00007.jpg`, every file `c1` (layout "pad").
-    The counts are those under `sysu_min_images: min_images`."""
+    The records are those under `sysu_min_images: min_images`, with the split's pseudo camid."""
     if layout == "lstkc":
         dirs = {s: s for s in SYSU_CAMIDS}
         name, default = (lambda p, i: f"{p:05d}_s{300 + i}_{i:07d}_{i % 2}.jpg"), "CUHK-SYSU/cuhksysu4reid"
     else:
         dirs, name, default = MARKET_DIRS, (lambda p, i: f"{p:04d}_c1_{i:05d}.jpg"), "cuhksysu"
     base = Path(root) / (folder or default)
-    for split, pids in SYSU_SPEC.items():
-        write_images(base / dirs[split], [name(p, i) for i, p in enumerate(pids)])
     n_images = Counter(SYSU_SPEC["train"])
-    kept = {s: [(p, SYSU_CAMIDS[s]) for p in pids] for s, pids in SYSU_SPEC.items()}
-    kept["train"] = [(p, c) for p, c in kept["train"] if n_images[p] >= min_images]
-    return counts_of(kept)
+    kept = {}
+    for split, pids in SYSU_SPEC.items():
+        names = [(name(p, i), p) for i, p in enumerate(pids)]
+        write_images(base / dirs[split], [n for n, _ in names])
+        kept[split] = [(base / dirs[split] / n, p, SYSU_CAMIDS[split]) for n, p in names
+                       if split != "train" or n_images[p] >= min_images]
+    return splits_of(kept)
 
 
 def msmt_name(pid: int, cam: int, serial: int) -> str:
@@ -159,21 +179,23 @@ def msmt_name(pid: int, cam: int, serial: int) -> str:
     return f"{pid:04d}/{pid:04d}_{serial:03d}_{cam:02d}_0303morning_{serial * 7:04d}_0.jpg"
 
 
-def make_msmt17(root: Path, version: str = "v2", folder: str | None = None, msmt17_train: str = "train") -> dict:
+def make_msmt17(root: Path, version: str = "v2", folder: str | None = None,
+                msmt17_train: str = "train") -> DatasetSplits:
     """MSMT17 image folders plus `list_*.txt` (lines `<relative path> <pid>`); version "v2"
-    (mask_train_v2 / mask_test_v2), "v1" or "pad" (train / test). Counts under `msmt17_train`."""
+    (mask_train_v2 / mask_test_v2), "v1" or "pad" (train / test). Records under `msmt17_train`."""
     default, train_dir, test_dir = MSMT_VERSIONS[version]
     base = Path(root) / (folder or default)
     serial = itertools.count()
+    listed = {}
     for lst, items in MSMT_SPEC.items():
-        names = [(msmt_name(p, c, next(serial)), p) for p, c in items]
+        names = [(msmt_name(p, c, next(serial)), p, c) for p, c in items]
         image_dir = base / (train_dir if lst in ("train", "val") else test_dir)
-        for rel, _ in names:
+        for rel, _, _ in names:
             write_images(image_dir / Path(rel).parent, [Path(rel).name])
-        (base / f"list_{lst}.txt").write_text("".join(f"{rel} {p}\n" for rel, p in names))
-    train = MSMT_SPEC["train"] + (MSMT_SPEC["val"] if msmt17_train == "train_val" else [])
-    return counts_of({"train": [(p, c - 1) for p, c in train],
-                      **{s: [(p, c - 1) for p, c in MSMT_SPEC[s]] for s in ("query", "gallery")}})
+        (base / f"list_{lst}.txt").write_text("".join(f"{rel} {p}\n" for rel, p, _ in names))
+        listed[lst] = [(image_dir / rel, p, c - 1) for rel, p, c in names]
+    train = listed["train"] + (listed["val"] if msmt17_train == "train_val" else [])
+    return splits_of({"train": train, "query": listed["query"], "gallery": listed["gallery"]})
 
 
 # ---- raw releases for the prepare steps ----------------------------------------------------------

@@ -16,7 +16,6 @@ triplet, Adam, bf16 autocast on CUDA). The goal on a GPU: cached training >= 0.9
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +36,8 @@ from pad_bench.data.transforms import test_transform, train_transform
 from pad_bench.models import create_model, model_family
 from pad_bench.models.zoo import model_config
 from pad_bench.training.losses import reid_losses
+
+from timing import autocast, images_per_second
 
 NATIVE = (128, 64)  # Market-1501 image size (height, width)
 
@@ -69,10 +70,8 @@ def finetune_step(args, device: torch.device) -> Callable[[torch.Tensor, torch.T
     net = create_model(args.model, num_classes=args.num_classes, weights="random",
                        image_size=tuple(model_config(args.model)["image_size"])).to(device).train()
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=hp["lr"])
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with amp:
+        with autocast(device):
             out = net(x)
         ce, tri = reid_losses(out, y, hp, net.backbone.triplet_taps)
         optimizer.zero_grad(set_to_none=True)
@@ -80,18 +79,6 @@ def finetune_step(args, device: torch.device) -> Callable[[torch.Tensor, torch.T
         optimizer.step()
 
     return step
-
-
-def rate(produce: Callable[[], object], device: torch.device, batch: int, steps: int, warmup: int) -> float:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        produce()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        produce()
-    sync()
-    return batch * steps / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -157,12 +144,12 @@ def main() -> None:
           f"{cache.array.nbytes / 2**20:.0f} MiB", flush=True)
     results = {}
     for name, produce in (("pil", pil_batch), ("cached", cached_batch)):
-        results[name + "_data"] = rate(produce, device, batch, steps, args.warmup)
+        results[name + "_data"] = images_per_second(produce, device, batch, steps, args.warmup)
         print(f"  {name:7s} batches only     : {results[name + '_data']:10,.0f} img/s", flush=True)
     step = finetune_step(args, device)
     feeds = {"tensor": lambda: (x_fixed, y_fixed), "pil": lambda: pil_batch()[:2], "cached": lambda: cached_batch()[:2]}
     for name, feed in feeds.items():
-        results[name] = rate(lambda: step(*feed()), device, batch, steps, args.warmup)
+        results[name] = images_per_second(lambda: step(*feed()), device, batch, steps, args.warmup)
         print(f"  {name:7s} fed training     : {results[name]:10,.0f} img/s", flush=True)
     print(f"  ratio cached / tensor-fed training: {results['cached'] / results['tensor']:.3f}  (goal on a GPU >= 0.9); "
           f"pil / tensor-fed: {results['pil'] / results['tensor']:.3f}", flush=True)

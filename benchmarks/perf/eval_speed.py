@@ -28,6 +28,8 @@ import torch
 from pad_bench.metrics import evaluate_retrieval
 from pad_bench.metrics.retrieval import CPU_BLOCK_BYTES, MAX_EXTRA_BYTES, auto_chunk_size
 
+from timing import sync
+
 
 @dataclass(frozen=True)
 class Size:
@@ -183,12 +185,10 @@ class Timing:
 
 def timed(fn: Callable, device: torch.device):
     """(fn(), Timing), synchronising CUDA around the call."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     w, c = time.perf_counter(), time.process_time()
     out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     return out, Timing(time.perf_counter() - w, time.process_time() - c)
 
 

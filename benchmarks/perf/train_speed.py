@@ -16,7 +16,6 @@ warm-up step then includes the compile time, printed apart.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import time
 from types import SimpleNamespace
@@ -33,9 +32,7 @@ from pad_bench.strategies.pad.plugins.ema_viskd import EMAVisKDPlugin
 from pad_bench.strategies.pad.strategy import PAD, pad_base_loss, pad_plugins
 from pad_bench.training.losses import reid_losses
 
-
-def autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+from timing import autocast, images_per_second, sync
 
 
 def pad_case(args, device: torch.device, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -111,19 +108,11 @@ def measure(build: Callable[[], Callable[[], None]], device: torch.device, batch
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     step = build()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
     step()
-    sync()
+    sync(device)
     first = time.perf_counter() - t0
-    for _ in range(warmup - 1):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    rate = batch * steps / (time.perf_counter() - t0)
+    rate = images_per_second(step, device, batch, steps, warmup - 1)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return rate, peak, first
 

@@ -345,50 +345,42 @@ def render_latex(title: str, sections: Sections, groups: Sequence[RunGroup], not
             spans.append(rf"\multicolumn{{{len(p)}}}{{c}}{{{latex_escape(p[0].group)}}}")
             rules.append(rf"\cmidrule(lr){{{col}-{col + len(p) - 1}}}")
             col += len(p)
-        body = [
-            r"\begin{table}[t]",
-            r"\centering",
-            rf"\caption{{{latex_escape(title)} --- {latex_escape(heading.lower())}}}",
-            r"\begin{tabular}{ll" + "r" * (len(cols) + 1) + "}",
-            r"\toprule",
+        head = [
             "Method & Backbone & $n$ & " + " & ".join(spans) + r" \\",
             " ".join(rules),
             " & & & " + " & ".join(c.metric + ("$\\downarrow$" if not c.higher_is_better else "") for c in cols) + r" \\",
-            r"\midrule",
         ]
+        rows = []
         for i, g in enumerate(groups):
             label = latex_escape(g.label) + (f"$^{{{_latex_marker(g.marker)}}}$" if g.marker else "")
             cells = [_tex_cell(g, c, i in best[c]) for c in cols]
-            body.append(f"{label} & {latex_escape(g.runs[0].backbone)} & {len(g.runs)} & " + " & ".join(cells) + r" \\")
-        body.append(r"\bottomrule")
-        body.append(r"\end{tabular}")
-        body += [rf"\par\footnotesize $^{{{_latex_marker(m)}}}$ {latex_escape(text)}" for m, text in notes]
-        body += [rf"\par\footnotesize {latex_escape(BOLD_LEGEND)}", r"\end{table}"]
-        out.append("\n".join(body))
+            rows.append(f"{label} & {latex_escape(g.runs[0].backbone)} & {len(g.runs)} & " + " & ".join(cells) + r" \\")
+        footnotes = [f"$^{{{_latex_marker(m)}}}$ {latex_escape(text)}" for m, text in notes]
+        out.append(_latex_table(f"{latex_escape(title)} --- {latex_escape(heading.lower())}",
+                                "ll" + "r" * (len(cols) + 1), head, rows, footnotes + [latex_escape(BOLD_LEGEND)]))
     if diffs is not None:
         out.append(_latex_differences(title, groups, diffs))
     return "% requires \\usepackage{booktabs}\n" + "\n\n".join(out) + "\n"
 
 
+def _latex_table(caption: str, columns: str, head: list[str], rows: list[str], footnotes: list[str]) -> str:
+    """A booktabs table: the `head` lines above the mid rule, `rows` below it, a paragraph per footnote."""
+    return "\n".join([
+        r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\begin{{tabular}}{{{columns}}}",
+        r"\toprule", *head, r"\midrule", *rows, r"\bottomrule", r"\end{tabular}",
+        *(rf"\par\footnotesize {f}" for f in footnotes), r"\end{table}",
+    ])
+
+
 def _latex_differences(title: str, groups: Sequence[RunGroup], diffs: Differences) -> str:
     base = groups[diffs.baseline].label
     cols = diffs.columns
-    body = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_escape(title)} --- {latex_escape(diffs.heading.lower())} {latex_escape(base)}}}",
-        r"\begin{tabular}{l" + "r" * (len(cols) + 1) + "}",
-        r"\toprule",
-        "Method & pairs & " + " & ".join(latex_escape(f"{c.group} {c.metric}") for c in cols) + r" \\",
-        r"\midrule",
-    ]
-    for i, g in enumerate(groups):
-        if i != diffs.baseline:
-            cells = [_tex_diff(diffs.cells[i, j]) for j in range(len(cols))]
-            body.append(f"{latex_escape(g.label)} & {diffs.pairs(i)} & " + " & ".join(cells) + r" \\")
-    body += [r"\bottomrule", r"\end{tabular}", rf"\par\footnotesize {latex_escape(diffs.legend(base))}",
-             r"\end{table}"]
-    return "\n".join(body)
+    head = ["Method & pairs & " + " & ".join(latex_escape(f"{c.group} {c.metric}") for c in cols) + r" \\"]
+    rows = [f"{latex_escape(g.label)} & {diffs.pairs(i)} & "
+            + " & ".join(_tex_diff(diffs.cells[i, j]) for j in range(len(cols))) + r" \\"
+            for i, g in enumerate(groups) if i != diffs.baseline]
+    return _latex_table(f"{latex_escape(title)} --- {latex_escape(diffs.heading.lower())} {latex_escape(base)}",
+                        "l" + "r" * (len(cols) + 1), head, rows, [latex_escape(diffs.legend(base))])
 
 
 def _tex_diff(d: PairedDifference) -> str:
