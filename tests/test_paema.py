@@ -1,5 +1,7 @@
-"""PAEMA: the prompt-change α, the consolidation it weights, the key/value prompt attention, the
-ImageNet ViT loader, the two optimizers and the released schedule."""
+"""PAEMA: the prompt-change α, the consolidation it weights, the key/value prompt attention (ViT and
+CLIP), the ImageNet ViT loader, the two optimizers, the released schedule and a run on clip-tiny."""
+import json
+import math
 import types
 
 import pytest
@@ -9,11 +11,15 @@ import torch.nn.functional as F
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
+from pad_bench.models.attention import KVPrefix, packed_attention
+from pad_bench.models.clip import block_forward, image_taps
 from pad_bench.models.vit import prefix_attention
 from pad_bench.strategies.paema.consolidation import prompt_change_alpha
 from pad_bench.strategies.paema.plugins.prompt_fusion import PromptAlphaFusionPlugin
 from pad_bench.strategies.paema.prompt import GeneralPromptBackbone
 from pad_bench.training.optim import MultiOptimizer, build_optimizer
+
+from conftest import tiny_sets
 
 
 def test_alpha_is_the_mean_relative_change_of_the_prompt():
@@ -88,6 +94,80 @@ def test_prompts_enter_as_keys_then_values_through_the_qkv_projection():
     assert not torch.allclose(prefix_attention(attn, x, prompts), prefix_attention(attn, x, None))
 
 
+def test_kv_prefix_attention_on_a_hand_computed_case():
+    # one head, C = 2, identity q/k/v projections: the token (2, 0) attends over its own key and the key
+    # of the first prompt (0, 1), taking its own value or the value of the second prompt (1, 2)
+    x = torch.tensor([[[2.0, 0.0]]])
+    prefix = torch.tensor([[[0.0, 1.0], [1.0, 2.0]]])
+    out = packed_attention(x, lambda t: torch.cat([t, t, t], dim=-1), heads=1, prefix=prefix)
+    w = 1 / (1 + math.exp(-4 / math.sqrt(2)))  # softmax weight of the scores (4/√2, 0) on the token's own key
+    torch.testing.assert_close(out, torch.tensor([[[2 * w + (1 - w), 2 * (1 - w)]]]))
+    with pytest.raises(ValueError, match="pairs"):
+        packed_attention(x, lambda t: torch.cat([t, t, t], dim=-1), heads=1, prefix=prefix[:, :1])
+
+
+def _reference_clip_block(blk, x, prompts):
+    """An open_clip ResidualAttentionBlock written out, with the first half of the prompts' keys and the
+    second half of their values concatenated to the block's keys and values."""
+    attn, d = blk.attn, x.shape[-1]
+    h = attn.num_heads
+    (wq, wk, wv), (bq, bk, bv) = attn.in_proj_weight.chunk(3), attn.in_proj_bias.chunk(3)
+    y, half = blk.ln_1(x), prompts.shape[1] // 2
+    q = y @ wq.T + bq
+    k = torch.cat([y, prompts[:, :half]], dim=1) @ wk.T + bk
+    v = torch.cat([y, prompts[:, half:]], dim=1) @ wv.T + bv
+
+    def split(t):
+        return t.unflatten(-1, (h, d // h)).transpose(1, 2)
+
+    weights = (split(q) @ split(k).transpose(-2, -1) / math.sqrt(d // h)).softmax(-1)
+    x = x + blk.ls_1(attn.out_proj((weights @ split(v)).transpose(1, 2).flatten(2)))
+    return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+
+
+def test_clip_tower_with_the_general_prompt_equals_the_written_out_blocks():
+    torch.manual_seed(0)
+    net = create_model("clip-tiny", weights="random").eval()
+    backbone = GeneralPromptBackbone(net.backbone, length=4)
+    visual = net.backbone.clip.visual
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        tokens = visual.conv1(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([visual.class_embedding.expand(2, 1, -1), tokens], dim=1) + visual.positional_embedding
+        tokens = visual.ln_pre(tokens)
+        for i, blk in enumerate(visual.transformer.resblocks):
+            prompts = backbone.prompt[i].expand(2, -1, -1)
+            torch.testing.assert_close(block_forward(blk, tokens, prefix=prompts),
+                                       _reference_clip_block(blk, tokens, prompts))
+            tokens = _reference_clip_block(blk, tokens, prompts)
+        taps = backbone(x)
+        torch.testing.assert_close(taps["proj"], visual.ln_post(tokens[:, 0]) @ visual.proj)
+        assert not torch.allclose(taps["proj"], net.backbone(x)["proj"])  # the prompt changes the features
+
+
+def test_zero_length_kv_prefix_is_open_clips_forward_exactly():
+    torch.manual_seed(0)
+    # in training mode (no dropout in clip-tiny) open_clip's attention is not the fused inference kernel
+    visual = create_model("clip-tiny", weights="random").backbone.clip.visual.train()
+    x = torch.randn(2, 3, 64, 32)
+    empty = image_taps(visual, x, lambda i, t: KVPrefix(t.new_zeros(t.shape[0], 0, t.shape[2])))
+    assert torch.equal(empty["proj"], visual(x))
+
+
+def test_every_blocks_key_and_value_prompts_get_gradients_on_clip():
+    torch.manual_seed(0)
+    backbone = GeneralPromptBackbone(create_model("clip-tiny", weights="random").backbone, length=4)
+    backbone(torch.randn(2, 3, 64, 32))["proj"].pow(2).sum().backward()
+    per_token = backbone.prompt.grad.abs().sum(dim=-1)  # (blocks, tokens)
+    assert per_token.shape == (3, 4) and bool((per_token > 0).all())
+
+
+def test_vit_takes_only_kv_prefix_prompts():
+    net = create_model("vit-tiny", weights="random")
+    with pytest.raises(TypeError, match="KVPrefix"):
+        net(torch.randn(1, 3, 64, 32), prompter=lambda i, t: t[:, :2])
+
+
 def test_vit_without_prompts_is_timms_forward():
     torch.manual_seed(0)
     net = create_model("vit-tiny", weights="random").eval()
@@ -109,15 +189,88 @@ def test_imagenet_checkpoint_loads_without_head_and_with_a_resized_position_grid
     torch.testing.assert_close(net.backbone.vit.blocks[2].mlp.fc2.weight, square.blocks[2].mlp.fc2.weight)
 
 
+def _jx_vit_b16_layout(classes: int = 1000, pre_logits: bool = False) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in jx_vit_base_p16_224-80ecf9dd.pth: timm's ViT-B/16 at 224×224
+    with its 1000-class head (the in-21k release adds a pre-logits layer and 21843 classes)."""
+    d, hidden = 768, 3072
+    layout = {"cls_token": (1, 1, d), "pos_embed": (1, 1 + 14 * 14, d),
+              "patch_embed.proj.weight": (d, 3, 16, 16), "patch_embed.proj.bias": (d,)}
+    for i in range(12):
+        shapes = {"norm1.weight": (d,), "norm1.bias": (d,), "attn.qkv.weight": (3 * d, d), "attn.qkv.bias": (3 * d,),
+                  "attn.proj.weight": (d, d), "attn.proj.bias": (d,), "norm2.weight": (d,), "norm2.bias": (d,),
+                  "mlp.fc1.weight": (hidden, d), "mlp.fc1.bias": (hidden,), "mlp.fc2.weight": (d, hidden),
+                  "mlp.fc2.bias": (d,)}
+        layout.update({f"blocks.{i}.{k}": shape for k, shape in shapes.items()})
+    layout.update({"norm.weight": (d,), "norm.bias": (d,)})
+    if pre_logits:
+        layout.update({"pre_logits.fc.weight": (d, d), "pre_logits.fc.bias": (d,)})
+    layout.update({"head.weight": (classes, d), "head.bias": (classes,)})
+    return layout
+
+
+def test_the_jx_layout_is_timms_vit_b16_with_its_head():
+    import timm
+
+    with torch.device("meta"):  # names and shapes only
+        reference = timm.create_model("vit_base_patch16_224", pretrained=False)
+    assert _jx_vit_b16_layout() == {k: tuple(t.shape) for k, t in reference.state_dict().items()}
+
+
+def _jx_file(path, layout: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Write a checkpoint with `layout` at `path`: every tensor but the position embedding is one distinct
+    value broadcast to its shape (a few bytes on disk); the position grid holds its row index in channel 0
+    and its column index in channel 1."""
+    sd = {k: torch.full((1,), float(j + 1)).expand(shape) for j, (k, shape) in enumerate(layout.items())}
+    rows, cols = torch.meshgrid(torch.arange(14.0), torch.arange(14.0), indexing="ij")
+    sd["pos_embed"] = torch.randn(1, 197, 768)
+    sd["pos_embed"][0, 1:, 0], sd["pos_embed"][0, 1:, 1] = rows.flatten(), cols.flatten()
+    torch.save(sd, path)
+    assert path.stat().st_size < 4 * 2**20
+    return sd
+
+
+def test_vit_b16_loads_a_file_with_the_jx_layout_through_model_weights(tmp_path):
+    from pad_bench.models.zoo import read_state_dict
+    from pad_bench.strategies.paema.strategy import PAEMA
+
+    layout = _jx_vit_b16_layout()
+    sd = _jx_file(tmp_path / "jx_vit_base_p16_224-80ecf9dd.pth", layout)
+    cfg = resolve_config(benchmark="aka-order1", strategy="paema",
+                         sets={"model.weights": str(tmp_path / "jx_vit_base_p16_224-80ecf9dd.pth")})
+    net = PAEMA.build_model(cfg, None)
+    vit = net.backbone.trunk
+    loaded = vit.vit.state_dict()
+    assert set(loaded) == set(layout) - {"head.weight", "head.bias"}
+    for k, t in loaded.items():
+        if k != "pos_embed":
+            assert torch.equal(t, sd[k]), k
+    grid = loaded["pos_embed"][0, 1:].reshape(16, 8, 768)
+    torch.testing.assert_close(loaded["pos_embed"][0, 0], sd["pos_embed"][0, 0])  # the CLS position is kept
+    # bilinear, half-pixel centres: output row i samples row 14/16·(i + ½) − ½ (clamped to [0, 13]),
+    # column j samples column 14/8·(j + ½) − ½; the index channels are linear, so they read back exactly
+    i, j = torch.arange(16.0), torch.arange(8.0)
+    torch.testing.assert_close(grid[:, :, 0], (0.875 * i - 0.0625).clamp(0, 13)[:, None].expand(16, 8))
+    torch.testing.assert_close(grid[:, :, 1], (1.75 * j + 0.375)[None].expand(16, 8))
+    assert net.backbone.prompt.shape == (12, 10, 768)
+
+    # the in-21k release's pre-logits layer and 21843-class head go too (strict load of the rest)
+    path21k = tmp_path / "in21k.pth"
+    _jx_file(path21k, _jx_vit_b16_layout(classes=21843, pre_logits=True))
+    module, adapted = vit.prepare_pretrained(read_state_dict(path21k), str(path21k))
+    module.load_state_dict(adapted, strict=True)
+
+
 def test_vit_b16_needs_a_local_weights_file(monkeypatch):
     monkeypatch.delenv("PAD_BENCH_VIT_WEIGHTS", raising=False)
     with pytest.raises(UserError, match="PAD_BENCH_VIT_WEIGHTS"):
         create_model("vit-b16")
 
 
-def test_general_prompt_needs_a_vit():
+def test_general_prompt_needs_a_vit_and_an_even_length():
     with pytest.raises(UserError, match="ViT"):
         GeneralPromptBackbone(create_model("resnet-tiny", weights="random").backbone)
+    with pytest.raises(UserError, match="even"):
+        GeneralPromptBackbone(create_model("clip-tiny", weights="random").backbone, length=5)
 
 
 def test_prompt_group_gets_adam_and_the_rest_sgd_stepped_together():
@@ -144,3 +297,38 @@ def test_released_schedule_keeps_the_first_domain_milestones_and_msmt17_later():
     cfg = resolve_config(benchmark="order-51", strategy="paema")  # MSMT17 first
     PAEMA.finalize_config(cfg)
     assert cfg["strategy"]["milestones"][0] == [40, 70]
+
+
+def test_clip_profiles_take_the_clip_reid_recipe_with_the_prompt_on_adam():
+    from pad_bench.strategies.paema.strategy import PAEMA
+
+    cfg = resolve_config(benchmark="aka-order1", strategy="paema", profile="clip")
+    PAEMA.finalize_config(cfg)
+    hp = cfg["strategy"]
+    assert cfg["model"]["name"] == "clip-vit-b16" and (hp["optimizer"], hp["lr"]) == ("adam", 5e-6)
+    assert (hp["prompt_optimizer"], hp["prompt_lr"]) == ("adam", 0.005)
+    assert hp["milestones"]["msmt17"] == [18, 28]  # the recipe's table, untouched by PAEMA's MSMT17 rule
+    on_clip, on_vit = (resolve_config(benchmark="synth", strategy="paema", profile=p) for p in ("clip-tiny", "tiny"))
+    assert (on_clip["model"]["name"], on_vit["model"]["name"]) == ("clip-tiny", "vit-tiny")
+    assert (on_clip["strategy"], on_clip["train"]) == (on_vit["strategy"], on_vit["train"])  # the same budget
+    both = resolve_config(benchmark="aka-order1", strategy="paema", profile="clip")
+    both["strategy"]["milestones_by_dataset"] = {"msmt17": [20, 30]}  # and a table of milestones
+    with pytest.raises(UserError, match="per-dataset table already"):
+        PAEMA.finalize_config(both)
+
+
+@pytest.mark.slow
+def test_paema_on_clip_tiny_runs_a_synthetic_experience(synth_root, tmp_path):
+    from pad_bench.run import runner
+
+    cfg = resolve_config(benchmark="synth", strategy="paema", profile="clip-tiny",
+                         sets=tiny_sets(synth_root, **{"benchmark.domains": ["synth_d1"], "train.epochs": 2}))
+    run_dir = runner.execute(cfg, tmp_path / "run", progress=False)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["model"] == "clip-tiny" and summary["experiences"][0]["epochs"] == 2
+    assert summary["experiences"][0]["lr"] == {"network": cfg["strategy"]["lr"], "prompt": 5e-3}
+    final = summary["mAP"]["final"]
+    assert 0 <= final["seen"]["synth_d1"] <= 100 and 0 <= final["unseen"]["synth_u1"] <= 100
+    state = torch.load(run_dir / "checkpoints" / "step001.pt", weights_only=False)["strategy"]["model"]
+    assert state["backbone.prompt"].shape == (3, 10, 64)  # clip-tiny: 3 blocks of width 64
+    assert "backbone.trunk.clip.visual.transformer.resblocks.2.attn.in_proj_weight" in state

@@ -14,6 +14,7 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .attention import KVPrefix, packed_attention
 
 Prompter = Callable[[int, Tensor], "Tensor | None"]
 
@@ -67,7 +68,8 @@ class CLIPBackbone(nn.Module):
         """Taps of the CLS token: x11 (penultimate block, no LN), x12 (ln_post of the last), proj (x12 @ proj).
 
         `prompter(i, x)` gets block i's input (B, N, D) and may return prompt tokens (B, P, D); they
-        are inserted after CLS for that block only and dropped after it (prompt tuning).
+        are inserted after CLS for that block only and dropped after it (prompt tuning). Returned as
+        `KVPrefix(tokens)` they are key/value prefix prompts of that block's attention instead.
         """
         return image_taps(self.clip.visual, x, prompter)
 
@@ -140,6 +142,8 @@ def image_taps(visual: nn.Module, x: Tensor, prompter: Prompter | None = None) -
         prompts = prompter(i, x) if prompter is not None else None
         if prompts is None:
             x = block_forward(blk, x)
+        elif isinstance(prompts, KVPrefix):
+            x = block_forward(blk, x, prefix=prompts.tokens)
         else:
             n_prompts = prompts.shape[1]
             x = block_forward(blk, torch.cat([x[:, :1], prompts.to(x.dtype), x[:, 1:]], dim=1))
@@ -157,15 +161,13 @@ def _embed(visual: nn.Module, x: Tensor) -> Tensor:
     return visual.ln_pre(visual.patch_dropout(x))
 
 
-def block_forward(blk: nn.Module, x: Tensor) -> Tensor:
+def block_forward(blk: nn.Module, x: Tensor, prefix: Tensor | None = None) -> Tensor:
     """`blk(x)` of an open_clip ResidualAttentionBlock (batch-first, no mask), with the attention computed
-    by F.scaled_dot_product_attention on the packed in-projection (no nn.MultiheadAttention wrapper)."""
+    by F.scaled_dot_product_attention on the packed in-projection (no nn.MultiheadAttention wrapper);
+    `prefix` (B, P, D): key/value prefix prompts of the attention (pad_bench.models.attention)."""
     attn = blk.attn
-    b, n, d = x.shape
-    heads = attn.num_heads
-    qkv = F.linear(blk.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
-    q, k, v = qkv.view(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-    a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+    a = packed_attention(blk.ln_1(x), lambda t: F.linear(t, attn.in_proj_weight, attn.in_proj_bias),
+                         attn.num_heads, prefix)
     x = x + blk.ls_1(attn.out_proj(a))
     return x + blk.ls_2(blk.mlp(blk.ln_2(x)))
 

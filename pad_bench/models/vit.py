@@ -1,22 +1,21 @@
 """ImageNet ViT backbone (timm's VisionTransformer) with a hook for key/value prefix prompts.
 
-The tap 'cls' is the final-LayerNorm CLS token. `prompter(i, x)` may return prompt tokens (B, P, D)
-for block i; they go through that block's qkv projection with the (normed) tokens, the first P/2
-prompt keys are appended to the keys and the last P/2 prompt values to the values (prefix tuning,
-as PAEMA's released code does with its general prompt). The tokens themselves are not changed.
+The tap 'cls' is the final-LayerNorm CLS token. `prompter(i, x)` may return `KVPrefix(tokens)`
+(B, P, D) for block i: key/value prefix prompts of that block's attention (pad_bench.models.attention;
+prefix tuning, as PAEMA's released code does with its general prompt). The tokens themselves are not
+changed.
 """
 from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .attention import KVPrefix, packed_attention
 from .clip import resize_pos_embed
 
-Prompter = Callable[[int, Tensor], "Tensor | None"]
+Prompter = Callable[[int, Tensor], "KVPrefix | None"]
 
 # Entries of an ImageNet checkpoint that the ReID backbone has no use for (classifier heads).
 _HEAD_PREFIXES = ("head.", "pre_logits.", "fc_norm.")
@@ -56,7 +55,11 @@ class ViTBackbone(nn.Module):
         x = v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(x))))
         for i, blk in enumerate(v.blocks):
             prompts = prompter(i, x) if prompter is not None else None
-            x = x + blk.drop_path1(blk.ls1(prefix_attention(blk.attn, blk.norm1(x), prompts)))
+            if prompts is not None and not isinstance(prompts, KVPrefix):
+                raise TypeError(f"the vit family takes key/value prefix prompts only (KVPrefix), "
+                                f"not {type(prompts).__name__}")
+            prefix = prompts.tokens if prompts is not None else None
+            x = x + blk.drop_path1(blk.ls1(prefix_attention(blk.attn, blk.norm1(x), prefix)))
             x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
         return {"cls": v.norm(x)[:, 0]}
 
@@ -72,14 +75,7 @@ class ViTBackbone(nn.Module):
 
 
 def prefix_attention(attn: nn.Module, x: Tensor, prompts: Tensor | None) -> Tensor:
-    """timm Attention on x (B, N, C), with prompt keys/values appended when prompts (B, P, C) are given."""
-    b, n, c = x.shape
-    tokens = x if prompts is None else torch.cat([x, prompts.to(x.dtype)], dim=1)
-    qkv = attn.qkv(tokens).reshape(b, tokens.shape[1], 3, attn.num_heads, c // attn.num_heads).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
-    if prompts is not None:
-        half = prompts.shape[1] // 2
-        q, k, v = q[:, :, :n], k[:, :, :n + half], torch.cat([v[:, :, :n], v[:, :, n + half:]], dim=2)
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
-    return attn.proj_drop(attn.proj(attn.norm(out.transpose(1, 2).reshape(b, n, c))))
+    """timm Attention on x (B, N, C), with key/value prefix prompts (B, P, C) when they are given."""
+    out = packed_attention(x, attn.qkv, attn.num_heads, prompts, q_norm=attn.q_norm, k_norm=attn.k_norm,
+                           dropout_p=attn.attn_drop.p if attn.training else 0.0)
+    return attn.proj_drop(attn.proj(attn.norm(out)))

@@ -39,10 +39,10 @@ class PAEMA(ReIDStrategy):
         """Per-dataset milestones (MSMT17: [20, 30]) become a per-domain list; as released, they apply
         after the first domain only, which keeps the first-domain milestones whatever the dataset."""
         hp = cfg["strategy"]
-        first = per_domain_list(hp["milestones"], 0)
+        given = hp["milestones"]
         resolve_milestones_by_dataset(cfg)
-        if hp["milestones"] and isinstance(hp["milestones"][0], list):
-            hp["milestones"][0] = first
+        if hp["milestones"] is not given:  # turned into one list per domain
+            hp["milestones"][0] = per_domain_list(given, 0)
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> nn.Module:
