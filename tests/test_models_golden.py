@@ -1,7 +1,7 @@
 """Golden outputs of every registered model, so that a silent change of one (architecture,
 initialisation, forward) shows up: random init under a fixed seed, a fixed input, and a few
-statistics of every output tensor in eval and train mode (shape, sum, mean of |x|, first entries)
-pinned in tests/golden/models.json.
+statistics (shape, sum, mean of |x|, first entries) of every output tensor in eval and train mode
+and of CLIP's text features, pinned in tests/golden/models.json.
 
 Pinning is a conscious act: after checking that a model's change is intended (or adding a model),
     PYTHONPATH=. python tests/test_models_golden.py NAME [NAME ...]
@@ -24,11 +24,17 @@ INIT_SEED, INPUT_SEED, BATCH, NUM_CLASSES, N_HEAD = 0, 1, 2, 5, 4
 REL = 1e-5  # of the value, or of the mean |x| where the value is smaller (a sum near 0, a tiny entry)
 
 
+PROMPTS = ("a photo of a person", "a person in a red coat and blue jeans")
+
+
 def outputs(name: str) -> dict[str, dict]:
     """The statistics of every output tensor of model `name` in eval and in train mode (batch
-    statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ..."""
+    statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ...,
+    and for CLIP models the text features of PROMPTS ('text:features'). CLIP always builds its text
+    tower, so building it with text_tower=True leaves the image side's initialisation as it is."""
+    clip = model_config(name)["family"] == "clip"
     torch.manual_seed(INIT_SEED)
-    model = create_model(name, num_classes=NUM_CLASSES, weights="random")
+    model = create_model(name, num_classes=NUM_CLASSES, weights="random", text_tower=clip)
     x = torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
     flat = {}
     for mode in ("eval", "train"):
@@ -38,11 +44,18 @@ def outputs(name: str) -> dict[str, dict]:
             out = model(x)
         for key, value in out.items():
             for sub, t in value.items() if isinstance(value, dict) else [("", value)]:
-                flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = {
-                    "shape": list(t.shape), "sum": t.sum().item(), "mean_abs": t.abs().mean().item(),
-                    "head": t.flatten()[:N_HEAD].tolist(),
-                }
+                flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = statistics(t)
+    if clip:
+        bb = model.backbone
+        tokens = bb.tokenize(PROMPTS)
+        with torch.no_grad():
+            flat["text:features"] = statistics(bb.encode_prompt_embeddings(bb.embed_tokens(tokens), tokens))
     return flat
+
+
+def statistics(t: torch.Tensor) -> dict:
+    return {"shape": list(t.shape), "sum": t.sum().item(), "mean_abs": t.abs().mean().item(),
+            "head": t.flatten()[:N_HEAD].tolist()}
 
 
 def read_pins() -> dict[str, dict]:
