@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--strategies", help="comma-separated methods (default: the headline ones, see --all)")
     d.add_argument("--all", action="store_true", help="every method, not only the headline ones (longer)")
+    d.add_argument("--jobs", type=int, help="runs at a time, each on an equal share of the CPUs "
+                                            "(default: one per available CPU)")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every run, e.g. train.epochs=5 (repeatable)")
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser("compare", help="head-to-head tables and plots from run directories or sweep directories")
@@ -183,10 +187,14 @@ def format_plan(rows: list[dict]) -> str:
 
 
 def cmd_demo(args) -> int:
+    from .config import parse_set
     from .demo import run_demo
 
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: give at least 1 (runs at a time)")
     run_demo(out=Path(args.out), data_root=Path(args.data_root), seed=args.seed,
-             only=args.strategies.split(",") if args.strategies else None, every=args.all)
+             only=args.strategies.split(",") if args.strategies else None, every=args.all, jobs=args.jobs,
+             sets=parse_set(args.set))
     return 0
 
 

@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pad_bench.cli import main
 from pad_bench.config import list_strategies, resolve_config
+from pad_bench.paths import CONFIGS_DIR
 from pad_bench.registry import load_strategy_class
 
 
@@ -17,6 +19,7 @@ from pad_bench.registry import load_strategy_class
     (["run", "-b", "synth", "-s", "finetune", "--set", "train.epohcs=2"], "did you mean 'train.epochs'"),
     (["run", "-b", "synth", "-s", "finetune", "--set", "train.epochs=two"], "'train.epochs' must be int"),
     (["datasets", "prepare", "viper", "--root", "/nonexistent"], "unknown preparable dataset 'viper'"),
+    (["demo", "--jobs", "0"], "--jobs 0: give at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2(args, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -49,7 +52,9 @@ def test_registry_discovers_a_method_folder_the_user_writes(tmp_path, monkeypatc
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
     assert "mystrat" in list_strategies()
     cfg = resolve_config(benchmark="synth", strategy="mystrat")
-    assert cfg["strategy"]["method"] == "mystrat" and cfg["strategy"]["lr"] == 3e-3  # tiny profile inherited
+    tiny = yaml.safe_load((CONFIGS_DIR / "recipes" / "cpu-tiny.yaml").read_text())
+    assert cfg["strategy"]["method"] == "mystrat"
+    assert cfg["strategy"]["lr"] == tiny["strategy"]["lr"] != 5e-6  # finetune's tiny profile inherited
     cls = load_strategy_class("mystrat")
     assert cls.__name__ == "MyStrat"
 
