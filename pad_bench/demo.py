@@ -83,13 +83,19 @@ class _Prefixed:
         self.stream.flush()
 
 
+def prefix_stdout(prefix: str) -> None:
+    """Every later line of this process's stdout starts with `prefix` (replacing an earlier one: a
+    worker process runs several methods one after another)."""
+    sys.stdout = _Prefixed(sys.__stdout__, prefix)
+
+
 def _run_one(cfg: dict, run_dir: Path, threads: int, prefix: str) -> None:
     import torch
 
     from .run.runner import execute
 
     torch.set_num_threads(threads)
-    sys.stdout = _Prefixed(sys.stdout, prefix)
+    prefix_stdout(prefix)
     t0 = time.perf_counter()
     print(f"started -> {run_dir}", flush=True)
     execute(cfg, run_dir, resume=(run_dir / "config.yaml").exists(), progress=False)

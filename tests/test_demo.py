@@ -1,5 +1,6 @@
 """`pad-bench demo` runs its methods in parallel processes: same results as one run, readable output."""
 import io
+import sys
 
 import pandas as pd
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from conftest import TINY_SYNTH, tiny_sets
 from pad_bench.config import resolve_config
-from pad_bench.demo import _Prefixed, run_demo
+from pad_bench.demo import _Prefixed, prefix_stdout, run_demo
 from pad_bench.errors import UserError
 from pad_bench.run.runner import execute
 
@@ -20,6 +21,15 @@ def test_prefixed_stream_marks_every_line_once():
     stream.write("a\nb")
     stream.write("c\n\nd\n")
     assert out.getvalue() == "[x] a\n[x] bc\n[x] \n[x] d\n"
+
+
+def test_a_worker_that_runs_a_second_method_prefixes_its_lines_once(capfd, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after the test
+    prefix_stdout("[a] ")
+    print("one", flush=True)
+    prefix_stdout("[b] ")
+    print("two", flush=True)
+    assert capfd.readouterr().out.splitlines()[-2:] == ["[a] one", "[b] two"]
 
 
 def test_parallel_demo_equals_runs_made_one_by_one(synth_root, tmp_path, capfd):
