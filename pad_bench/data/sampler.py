@@ -15,18 +15,21 @@ from ..errors import UserError
 SAMPLERS = ("pk", "multi_gallery")
 
 
-def check_pk_settings(domain: str, labels: Sequence[int], p: int, k: int) -> None:
+def check_pk_settings(domain: str, labels: Sequence[int], p: int, k: int,
+                      keys: tuple[str, str] = ("train.batch_p", "train.batch_k")) -> None:
     """UserError unless P×K batches can be drawn from a domain's labels: P >= 2 identities (and no more
-    than the domain has), 1 <= K <= the most images any one identity has (else every batch repeats images)."""
+    than the domain has), 1 <= K <= the most images any one identity has (else every batch repeats images).
+    `keys` name the config keys of P and K in the message."""
+    p_key, k_key = keys
     counts = np.bincount(np.asarray(labels, dtype=np.int64) - min(labels)) if len(labels) else np.zeros(0, int)
     n_ids, most = int((counts > 0).sum()), int(counts.max(initial=0))
     if p < 2:
-        raise UserError(f"train.batch_p is {p}; a P×K batch needs at least 2 identities")
+        raise UserError(f"{p_key} is {p}; a P×K batch needs at least 2 identities")
     if p > n_ids:
-        raise UserError(f"train.batch_p is {p} but training domain {domain} has {n_ids} identities "
-                        f"(protocol.ids_per_domain limits them); lower train.batch_p to at most {n_ids}")
+        raise UserError(f"{p_key} is {p} but training domain {domain} has {n_ids} identities "
+                        f"(protocol.ids_per_domain limits them); lower {p_key} to at most {n_ids}")
     if not 1 <= k <= most:
-        raise UserError(f"train.batch_k is {k}; it must be between 1 and {most}, the most images one "
+        raise UserError(f"{k_key} is {k}; it must be between 1 and {most}, the most images one "
                         f"identity has in training domain {domain}")
 
 

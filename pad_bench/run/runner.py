@@ -62,9 +62,13 @@ def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
     validate(cfg)
     seed_everything(cfg["seed"])
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+    extra = strategy_cls.extra_pk_batches(cfg)
     for k, exp in enumerate(bench.train_stream):
-        check_pk_settings(bench.train_names[k], [int(y) for y in exp.dataset.targets],
-                          int(per_domain(cfg["train"]["batch_p"], k)), int(cfg["train"]["batch_k"]))
+        labels = [int(y) for y in exp.dataset.targets]
+        check_pk_settings(bench.train_names[k], labels, int(per_domain(cfg["train"]["batch_p"], k)),
+                          int(cfg["train"]["batch_k"]))
+        for keys, p, kk in extra:
+            check_pk_settings(bench.train_names[k], labels, p, kk, keys)
     return strategy_cls, bench
 
 

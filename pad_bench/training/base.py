@@ -112,6 +112,12 @@ class ReIDStrategy(SupervisedTemplate):
         """Resolve method switches in place (e.g. presets) so config.yaml records concrete values."""
 
     @classmethod
+    def extra_pk_batches(cls, cfg: dict) -> list[tuple[tuple[str, str], int, int]]:
+        """P×K batches the method draws besides train.batch_p × train.batch_k, as ((P key, K key), P, K):
+        checked against every training domain before a run starts."""
+        return []
+
+    @classmethod
     def export_state(cls, model: nn.Module) -> dict:
         """What deployment needs: the image side only (`pad-bench export`)."""
         return model.image_encoder_state_dict()

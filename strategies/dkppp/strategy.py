@@ -30,6 +30,12 @@ class DKPPlusPlus(DKP):
         super().__init__(cfg=cfg, plugins=[self.rehearser, *(plugins or [])], **kwargs)
         self.norm: Normalisation | None = None
 
+    @classmethod
+    def extra_pk_batches(cls, cfg: dict) -> list[tuple[tuple[str, str], int, int]]:
+        p, k = cfg["strategy"]["dkppp_rehearser_batch"]
+        return [*super().extra_pk_batches(cfg), (("strategy.dkppp_rehearser_batch[0]", "strategy.dkppp_rehearser_batch[1]"),
+                                                int(p), int(k))]
+
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
         net = self.rehearser.current
         if net is None:
