@@ -21,7 +21,8 @@ import numpy as np
 
 from ..io import atomic_write_json
 from .synth import (check_int_bounds, CORPUS_BACKGROUNDS, MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, ATTRIBUTES_FILE, CameraStyle,
-                    DomainStyle, _r, _rgb, _save_jpeg, _vec, render_image, sample_look, write_attributes)
+                    DomainStyle, _r, _rgb, _save_jpeg, _vec, manifest_matches, render_image, sample_look,
+                    write_attributes)
 
 CORPUS_VERSION = 1  # bump when the corpus renderer changes: it invalidates cached corpora and weights
 CORPUS_DIR = "synth_pretrain"
@@ -115,11 +116,7 @@ def generate_corpus(data_root: str | Path, cfg: CorpusConfig = CorpusConfig()) -
 
 
 def corpus_is_complete(data_root: str | Path, cfg: CorpusConfig) -> bool:
-    try:
-        info = json.loads((corpus_dir(data_root) / CORPUS_MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and info.get("version") == CORPUS_VERSION and info.get("config") == asdict(cfg)
+    return manifest_matches(corpus_dir(data_root) / CORPUS_MANIFEST, CORPUS_VERSION, cfg)
 
 
 def load_corpus(data_root: str | Path, cfg: CorpusConfig) -> tuple[list[CorpusImage], dict[int, dict]]:

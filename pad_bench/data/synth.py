@@ -584,9 +584,14 @@ def generate(out_dir: str | Path, cfg: SynthConfig = SynthConfig()) -> dict:
 
 def is_complete(out_dir: str | Path, cfg: SynthConfig) -> bool:
     """True when `out_dir` holds a finished generation of exactly `cfg` by this renderer version."""
+    return manifest_matches(Path(out_dir) / MANIFEST, SYNTH_VERSION, cfg)
+
+
+def manifest_matches(path: Path, version: int, cfg) -> bool:
+    """True when the manifest at `path` (written last, so it marks a finished generation) records
+    exactly this version and dataclass config."""
     try:
-        info = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (isinstance(info, dict) and info.get("version") == SYNTH_VERSION
-            and info.get("config") == asdict(cfg))
+    return isinstance(info, dict) and info.get("version") == version and info.get("config") == asdict(cfg)
