@@ -33,8 +33,8 @@ class DKPPlusPlus(DKP):
     @classmethod
     def extra_pk_batches(cls, cfg: dict) -> list[tuple[tuple[str, str], int, int]]:
         p, k = cfg["strategy"]["dkppp_rehearser_batch"]
-        return [*super().extra_pk_batches(cfg), (("strategy.dkppp_rehearser_batch[0]", "strategy.dkppp_rehearser_batch[1]"),
-                                                int(p), int(k))]
+        keys = ("strategy.dkppp_rehearser_batch[0]", "strategy.dkppp_rehearser_batch[1]")
+        return [*super().extra_pk_batches(cfg), (keys, int(p), int(k))]
 
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
         net = self.rehearser.current
