@@ -5,13 +5,13 @@ final metrics.csv and summary.json (timing aside) equal those of an uninterrupte
     ... --strategy pad --kills 6 --mid     # also checkpoints inside experiences (every epoch)
 
 Kill times are counted from the moment a launch has finished its start-up (it holds the run's lock,
-config.yaml exists and, resuming, run.log says it loaded its checkpoint), not from process start, and in CPU seconds of the process, so that neither
-the imports nor the machine's load move them. First an uninterrupted run is timed so, up to the
-moment its results files are written; each random kill is then drawn uniformly over what is left of
-that window (set-up, training, evaluation, checkpoint and results writes) given the checkpoint the
-launch resumes from. Two kills are aimed (three with --mid): the first launch is killed after it
-took the lock and before config.yaml exists (a half-made directory; the whole start-up is run in
-slices for it); with --mid, the second right
+config.yaml exists and, resuming, run.log says it loaded its checkpoint), not from process start,
+and in CPU seconds of the process, so that neither the imports nor the machine's load move them.
+First an uninterrupted run is timed up to the moment its results files are written; each random
+kill is then drawn uniformly over what is left of that window (set-up, training, evaluation,
+checkpoint and results writes) given the checkpoint the launch resumes from. Two kills are aimed
+(three with --mid): the first launch is killed after it took the lock and before config.yaml exists
+(a half-made directory; the whole start-up is run in slices for it); with --mid, the second right
 after it wrote a checkpoint inside an experience; the last one between the final checkpoint and the
 results files (metrics.csv / summary.json). An aimed kill lets the process run in 1 ms slices
 (SIGSTOP / SIGCONT) and looks at its files while it is stopped; one that misses is tried again.
