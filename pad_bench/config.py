@@ -17,11 +17,12 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import UserError
-from .paths import DEFAULTS_FILE
-from .registry import BENCHMARKS, METHODS, RECIPES, STRATEGY_FILES, unknown_name_error
-# Sections whose contents are free-form per method/dataset: new keys may be introduced there
-# by a benchmark or strategy file (not by --set, which must name an existing key).
-OPEN_SECTIONS = ("strategy", "protocol.dataset_options", "model")
+from .paths import DEFAULTS_FILE, STRATEGIES_DIR
+from .registry import BENCHMARKS, METHODS, RECIPES, STRATEGY_FILES, load_strategy_class, unknown_name_error
+# Sections whose contents are free-form per dataset/model: new keys may be introduced there by a
+# benchmark or strategy file (not by --set, which must name an existing key). The `strategy` section is
+# closed: its keys are the method's declared hyperparameters (pad_bench/hparams.py).
+OPEN_SECTIONS = ("protocol.dataset_options", "model")
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -94,12 +95,15 @@ def _type_name(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def merge_layer(cfg: dict, layer: dict, source: str, *, allow_new: bool) -> None:
-    """Merge `layer` (nested or with dotted keys) into cfg in place, validating keys and types."""
+def merge_layer(cfg: dict, layer: dict, source: str, *, allow_new: bool,
+                origin: dict[str, str] | None = None) -> None:
+    """Merge `layer` (nested or with dotted keys) into cfg in place, validating keys and types.
+    `origin` (key -> source) records which layer set each key; the `strategy.*` values are checked
+    against the method's declared hyperparameters once every layer is in (`check_hparams`)."""
     flat_cfg = flatten(cfg)
     for key, value in flatten(layer).items():
         if key in flat_cfg:
-            if not _type_ok(flat_cfg[key], value):
+            if not key.startswith("strategy.") and not _type_ok(flat_cfg[key], value):
                 raise UserError(
                     f"{source}: '{key}' must be {_type_name(flat_cfg[key])} "
                     f"(like the default {flat_cfg[key]!r}), got {_type_name(value)} {value!r}"
@@ -107,6 +111,8 @@ def merge_layer(cfg: dict, layer: dict, source: str, *, allow_new: bool) -> None
         elif not (allow_new and _in_open_section(key)) and not _is_new_subtree(flat_cfg, key, allow_new):
             raise _unknown_key(source, key, flat_cfg)
         set_dotted(cfg, key, copy.deepcopy(value))
+        if origin is not None:
+            origin[key] = source
 
 
 def _in_open_section(key: str) -> bool:
@@ -121,7 +127,8 @@ def _is_new_subtree(flat_cfg: dict, key: str, allow_new: bool) -> bool:
 def _unknown_key(source: str, key: str, flat_cfg: dict) -> UserError:
     close = difflib.get_close_matches(key, list(flat_cfg), n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return UserError(f"{source}: unknown config key '{key}'{hint}")
+    what = "hyperparameter" if key.startswith("strategy.") else "config key"
+    return UserError(f"{source}: unknown {what} '{key}'{hint}")
 
 
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
@@ -211,7 +218,8 @@ def strategy_layers(name: str, _seen: tuple = ()) -> list[Layer]:
     if name in _seen:
         raise UserError(f"strategy YAML '{name}' inherits from itself via base: {' -> '.join(_seen)}")
     path = STRATEGY_FILES.path(name)
-    layer = load_layer(path, source=f"strategies/{path.parent.name}/{path.name}")
+    packaged = path.parent.parent.resolve() == STRATEGIES_DIR.resolve()
+    layer = load_layer(path, source=f"strategies/{path.parent.name}/{path.name}" if packaged else str(path))
     base = layer.meta.get("base")
     layers = strategy_layers(base, _seen + (name,)) if base else []
     layer.values.setdefault("strategy.method", path.parent.name)
@@ -242,13 +250,16 @@ def resolve_config(
     cfg["benchmark"]["name"] = benchmark
 
     layers = strategy_layers(strategy)
+    method = layers[-1].values["strategy.method"]
+    check_method(method, strategy)
+    cfg["strategy"].update(hparams_of(method).defaults())
+    origin: dict[str, str] = {}
     profiles: dict = {}
     for layer in layers:
         for pname, pvalues in layer.profiles.items():
             profiles[pname] = {**profiles.get(pname, {}), **pvalues}
-        merge_layer(cfg, layer.values, layer.source, allow_new=True)
+        merge_layer(cfg, layer.values, layer.source, allow_new=True, origin=origin)
     cfg["strategy"]["name"] = strategy
-    check_method(cfg["strategy"]["method"], strategy)
 
     chosen = profile if profile is not None else bench.meta.get("default_profile")
     for name in (chosen or "").split(","):
@@ -259,12 +270,23 @@ def resolve_config(
                 f"strategy '{strategy}' has no profile '{name}' "
                 f"(profiles in {layers[-1].source}: {', '.join(sorted(profiles)) or 'none'})"
             )
-        merge_layer(cfg, profiles[name], f"{layers[-1].source} profile '{name}'", allow_new=True)
+        merge_layer(cfg, profiles[name], f"{layers[-1].source} profile '{name}'", allow_new=True, origin=origin)
     cfg["profile"] = chosen or ""
     if sets:
-        merge_layer(cfg, sets, "--set", allow_new=False)
+        merge_layer(cfg, sets, "--set", allow_new=False, origin=origin)
+    check_hparams(cfg, origin)
     validate(cfg)
     return cfg
+
+
+def hparams_of(method: str):
+    """The declared hyperparameters (an HParams class) of a method folder's strategy."""
+    return load_strategy_class(method).Params
+
+
+def check_hparams(cfg: dict, origin: dict[str, str] | None = None) -> None:
+    """Every `strategy.*` key declared by the method, of its type and range (one line naming the layer)."""
+    hparams_of(cfg["strategy"]["method"]).check(cfg["strategy"], origin)
 
 
 def nested(flat: dict[str, Any]) -> dict:

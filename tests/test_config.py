@@ -64,8 +64,9 @@ def test_base_schedule_is_pads_warmup_multistep():
     from types import SimpleNamespace
 
     from pad_bench.training.base import ReIDStrategy
+    from pad_bench.training.params import ReIDParams
 
-    hp = {"milestones": [18, 26], "warmup_epochs": 10, "warmup_factor": 0.1, "gamma": 0.1}
+    hp = ReIDParams({"milestones": [18, 26], "warmup_epochs": 10, "warmup_factor": 0.1, "gamma": 0.1})
     fake = SimpleNamespace(hp=hp, exp_index=0)
     factors = [ReIDStrategy.lr_factor(fake, e) for e in range(30)]  # 0-based epochs
     assert factors[0] == pytest.approx(0.19)  # docs/methods/pad.md#optimisation: the first epoch runs at 0.19
@@ -76,7 +77,9 @@ def test_base_schedule_is_pads_warmup_multistep():
 def test_a_recipe_layer_is_merged_before_the_file_that_uses_it(tmp_path, monkeypatch):
     folder = tmp_path / "tinyft"
     folder.mkdir()
-    (folder / "strategy.py").write_text("")
+    (folder / "strategy.py").write_text(
+        "from pad_bench.registry import register_strategy\nfrom pad_bench.training.base import ReIDStrategy\n"
+        "register_strategy('tinyft')(type('TinyFT', (ReIDStrategy,), {}))\n")
     (folder / "tinyft.yaml").write_text(
         "base: finetune\nuse: [cpu-tiny]\ntrain:\n  epochs: 7\nprofiles:\n  big:\n    use: [clip-reid]\n")
     monkeypatch.setenv("PAD_BENCH_STRATEGY_PATH", str(tmp_path))
@@ -104,20 +107,21 @@ def test_baselines_step_the_schedule_after_each_epoch_as_the_lstkc_family():
     from types import SimpleNamespace
 
     from pad_bench.training.base import ReIDStrategy
+    from pad_bench.training.params import ReIDParams
 
     # LSTKC/DKP code: WarmupMultiStepLR([30], warmup_factor 0.01, warmup 10), lr_scheduler.step() after
     # each epoch, so epoch e (0-based) trains at last_epoch = e: 0.01 * (1 - e/10) + e/10 during warm-up
     hp = {"milestones": [30], "warmup_epochs": 10, "warmup_factor": 0.01, "gamma": 0.1,
           "schedule_step": "after_epoch"}
-    after = [ReIDStrategy.lr_factor(SimpleNamespace(hp=hp, exp_index=0), e) for e in range(60)]
+    after = [ReIDStrategy.lr_factor(SimpleNamespace(hp=ReIDParams(hp), exp_index=0), e) for e in range(60)]
     assert after[0] == pytest.approx(0.01) and after[1] == pytest.approx(0.109)
     assert after[9] == pytest.approx(0.901) and after[10] == 1.0
     assert after[29] == 1.0 and after[30] == pytest.approx(0.1)
-    before = [ReIDStrategy.lr_factor(SimpleNamespace(hp={**hp, "schedule_step": "before_epoch"}, exp_index=0), e)
-              for e in range(60)]
+    before = [ReIDStrategy.lr_factor(SimpleNamespace(hp=ReIDParams({**hp, "schedule_step": "before_epoch"}),
+                                                     exp_index=0), e) for e in range(60)]
     assert before[0] == pytest.approx(0.109) and before[29] == pytest.approx(0.1)  # one epoch ahead
-    with pytest.raises(UserError, match="schedule_step"):
-        ReIDStrategy.lr_factor(SimpleNamespace(hp={**hp, "schedule_step": "never"}, exp_index=0), 0)
+    with pytest.raises(UserError, match="schedule_step is 'never'; it must be one of before_epoch, after_epoch"):
+        resolve_config(benchmark="synth", strategy="lstkc", sets={"strategy.schedule_step": "never"})
 
 
 @pytest.mark.parametrize("strategy, profile, step, sampler", [

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from pad_bench.config import resolve_config
+from pad_bench.config import resolve_config, resolve_dataset_tables
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
 from pad_bench.strategies.dkp.prototypes import class_prototypes, dkt_loss, sample_prototypes, set_triplet
@@ -119,6 +119,7 @@ def test_dkp_milestones_by_dataset_and_proto_mode_validation():
 
     cfg = resolve_config(benchmark="aka-order1", strategy="dkp")
     DKP.finalize_config(cfg)
+    resolve_dataset_tables(cfg)
     assert cfg["strategy"]["milestones"] == [[30], [30], [30], [20, 30], [30]]  # MSMT17 is 4th in order 1
     with pytest.raises(UserError, match="dkp_proto_bn"):
         PrototypePlugin(bn_mode="training")

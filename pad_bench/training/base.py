@@ -55,6 +55,7 @@ from .checkpoint import load_model_state, model_state, rng_state, set_rng_state
 from .features import extract_features, normalized_class_means
 from .losses import reid_losses
 from .optim import build_optimizer
+from .params import ReIDParams
 from .plugins.old_model import OldModelPlugin
 from .schedules import per_domain_list, warmup_multistep
 
@@ -62,6 +63,8 @@ from .schedules import per_domain_list, warmup_multistep
 class ReIDStrategy(SupervisedTemplate):
     """Base strategy: CLIP-ReID-style ID + triplet losses on a growing classifier (fine-tune)."""
 
+    #: the method's declared hyperparameters (`strategy.*`), read as `self.hp.<name>`
+    Params: ClassVar[type[ReIDParams]] = ReIDParams
     #: attribute names (on the strategy) carried from one experience to the next, besides the model
     carried: ClassVar[tuple[str, ...]] = ()
     #: True for methods trained once on all domains merged into one experience
@@ -74,7 +77,7 @@ class ReIDStrategy(SupervisedTemplate):
     def __init__(self, *, model: nn.Module, cfg: dict, num_classes: list[int], class_offsets: list[int],
                  device: str = "cpu", plugins: list | None = None, evaluator=None):
         self.cfg = cfg
-        self.hp: dict[str, Any] = cfg["strategy"]
+        self.hp = self.Params(cfg["strategy"])
         self.train_cfg: dict[str, Any] = cfg["train"]
         self.num_classes_per_exp = list(num_classes)
         self.class_offsets = list(class_offsets)
@@ -138,7 +141,7 @@ class ReIDStrategy(SupervisedTemplate):
         n_new = self.num_classes_per_exp[self.exp_index]
         init = None
         if (self.model.num_classes > 0 and not self.planning
-                and self.hp.get("classifier_init", "class_means") in ("class_means", "test_feature_means")):
+                and self.hp.classifier_init in ("class_means", "test_feature_means")):
             init = self.class_mean_rows()
         self.model.grow_classifier(n_new, init)
 
@@ -147,14 +150,14 @@ class ReIDStrategy(SupervisedTemplate):
 
     def param_groups(self) -> list[dict]:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return [{"name": "all", "params": params, "lr": self.hp["lr"], "weight_decay": self.hp["weight_decay"]}]
+        return [{"name": "all", "params": params, "lr": self.hp.lr, "weight_decay": self.hp.weight_decay}]
 
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
         """ID loss on every head tap + batch-hard triplet on every triplet tap."""
         hp = self.hp
         ce, tri = reid_losses(out, labels, hp, self.model.backbone.triplet_taps)
         self.record_losses({"id": ce, "tri": tri})
-        return hp["id_weight"] * ce + hp["triplet_weight"] * tri
+        return hp.id_weight * ce + hp.triplet_weight * tri
 
     def end_experience(self) -> None:
         """Called once the experience's epochs are done, before the plugins' after_training_exp."""
@@ -165,13 +168,10 @@ class ReIDStrategy(SupervisedTemplate):
         milestone m decays epoch m-1); after_epoch (the LSTKC family's code) runs the first epoch
         at f and decays epoch m."""
         hp = self.hp
-        ahead = {"before_epoch": 1, "after_epoch": 0}
-        step = hp.get("schedule_step", "before_epoch")
-        if step not in ahead:
-            raise UserError(f"strategy.schedule_step must be before_epoch or after_epoch, got {step!r}")
-        return warmup_multistep(epoch + ahead[step], per_domain_list(hp.get("milestones", []), self.exp_index),
-                                warmup_epochs=int(hp.get("warmup_epochs", 0)),
-                                warmup_factor=hp.get("warmup_factor", 0.1), gamma=hp.get("gamma", 0.1))
+        ahead = {"before_epoch": 1, "after_epoch": 0}[hp.schedule_step]
+        return warmup_multistep(epoch + ahead, per_domain_list(hp.milestones, self.exp_index),
+                                warmup_epochs=int(hp.warmup_epochs),
+                                warmup_factor=hp.warmup_factor, gamma=hp.gamma)
 
     def batch_p(self) -> int:
         """Identities per P×K batch in the current experience."""
@@ -197,8 +197,8 @@ class ReIDStrategy(SupervisedTemplate):
             "domain": self.domain_name(),
             "position": self.exp_index,
             "epochs": self.train_epochs,
-            "milestones": list(per_domain_list(self.hp.get("milestones", []), self.exp_index)),
-            "schedule_step": self.hp.get("schedule_step", "before_epoch"),
+            "milestones": list(per_domain_list(self.hp.milestones, self.exp_index)),
+            "schedule_step": self.hp.schedule_step,
             "lr": {g.get("name", str(i)): lr for i, (g, lr) in enumerate(zip(self.optimizer.param_groups,
                                                                                self.base_lrs))},
             "batch_p": self.batch_p(),
@@ -265,7 +265,7 @@ class ReIDStrategy(SupervisedTemplate):
         the test feature is made of, pre- or post-BN as model.test_feature says (PAEMA's and LSTKC++'s
         code, which average what their models return in eval mode)."""
         taps = tuple(self.model.classifiers.keys())
-        raw = self.hp.get("classifier_init") == "test_feature_means"
+        raw = self.hp.classifier_init == "test_feature_means"
         keys = tuple(f"bn.{t}" if raw and self.model.test_feature == "post_bn" else t for t in taps)
         feats = self.extract(self.experience.dataset, keys=keys)
         labels = feats["labels"] - self.class_offsets[self.exp_index]
@@ -317,13 +317,13 @@ class ReIDStrategy(SupervisedTemplate):
     def make_optimizer(self, **kwargs):
         groups = [g for g in self.param_groups() if g["params"]]
         if not groups:
-            raise UserError(f"strategy '{self.hp['name']}' has no trainable parameters in experience {self.exp_index}")
+            raise UserError(f"strategy '{self.hp.name}' has no trainable parameters in experience {self.exp_index}")
         for g in groups:
             if not g["lr"] >= 0:  # torch checks only the default rate, not each group's
-                raise UserError(f"strategy '{self.hp['name']}': learning rate {g['lr']} of parameter group "
+                raise UserError(f"strategy '{self.hp.name}': learning rate {g['lr']} of parameter group "
                                 f"'{g.get('name', '?')}' must be >= 0")
         self.base_lrs = [g["lr"] for g in groups]
-        self.optimizer = build_optimizer(groups, self.hp.get("optimizer", "adam"), self.hp.get("momentum", 0.9))
+        self.optimizer = build_optimizer(groups, self.hp.optimizer, self.hp.momentum)
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):

@@ -34,11 +34,11 @@ def batch_hard_triplet(feats: Tensor, labels: Tensor, margin: float | None = 0.3
     return F.relu(d_ap - d_an + margin).mean()
 
 
-def reid_losses(out: dict, labels: Tensor, hp: dict, triplet_taps: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+def reid_losses(out: dict, labels: Tensor, hp, triplet_taps: tuple[str, ...]) -> tuple[Tensor, Tensor]:
     """(ID loss summed over the model's head logits, batch-hard triplet summed over `triplet_taps`),
     with the strategy's label_smoothing, triplet_margin and optional triplet_normalize."""
-    ce = sum(id_loss(out["logits"][t], labels, hp["label_smoothing"]) for t in out["logits"])
-    tri = sum(batch_hard_triplet(out[t], labels, hp["triplet_margin"], hp.get("triplet_normalize", False))
+    ce = sum(id_loss(out["logits"][t], labels, hp.label_smoothing) for t in out["logits"])
+    tri = sum(batch_hard_triplet(out[t], labels, hp.triplet_margin, hp.triplet_normalize)
               for t in triplet_taps)
     return ce, tri
 

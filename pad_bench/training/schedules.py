@@ -1,8 +1,6 @@
 """Learning-rate schedules as pure functions of the epoch (stepped once per epoch)."""
 from __future__ import annotations
 
-from ..errors import UserError
-
 
 def warmup_multistep(epoch: int, milestones: list[int], *, warmup_epochs: int = 10, warmup_factor: float = 0.1,
                      gamma: float = 0.1) -> float:
@@ -17,15 +15,3 @@ def per_domain_list(value: list, index: int) -> list:
     if value and isinstance(value[0], list):
         return value[min(index, len(value) - 1)]
     return value
-
-
-def resolve_milestones_by_dataset(cfg: dict) -> None:
-    """strategy.milestones_by_dataset ({dataset: milestones}, e.g. MSMT17's [20, 30] in the LSTKC-family
-    code) turns strategy.milestones into one list per training domain, in place."""
-    hp, domains = cfg["strategy"], cfg["benchmark"]["domains"]
-    special = hp.get("milestones_by_dataset") or {}
-    if any(d in special for d in domains):
-        if isinstance(hp["milestones"], dict):
-            raise UserError("strategy.milestones is a per-dataset table already; put the datasets' milestones "
-                            "in it and set strategy.milestones_by_dataset={}")
-        hp["milestones"] = [special.get(d, per_domain_list(hp["milestones"], i)) for i, d in enumerate(domains)]

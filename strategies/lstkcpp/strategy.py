@@ -6,11 +6,17 @@ with the trained model by an affinity-overlap α. Carried: the fused model, the 
 the long-term model."""
 from __future__ import annotations
 
+from pad_bench.hparams import hp
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 
+from ..lstkc.strategy import LSTKCParams
 from .plugins.consolidation import LongShortConsolidationPlugin, LongShortMemory
 from .plugins.long_short_kd import LongShortKDPlugin
+
+
+class LSTKCPlusPlusParams(LSTKCParams):
+    lstkcpp_absolute_delta: bool = hp(False, "alpha = 1 - mean row-L1 distance (LSTKC's form) instead of the overlap")
 
 
 @register_strategy("lstkcpp")
@@ -19,14 +25,15 @@ class LSTKCPlusPlus(ReIDStrategy):
 
     # the teachers exist before the distillation reads them; consolidation updates them last
     plugin_order = (LongShortMemory, LongShortKDPlugin, LongShortConsolidationPlugin)
+    Params = LSTKCPlusPlusParams
 
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
-        hp = cfg["strategy"]
+        hp = self.Params(cfg["strategy"])
         memory = LongShortMemory()
-        kd = LongShortKDPlugin(memory=memory, weight=hp["rstkt_weight"], temperature=hp["rstkt_temperature"])
+        kd = LongShortKDPlugin(memory=memory, weight=hp.rstkt_weight, temperature=hp.rstkt_temperature)
         self.consolidation = LongShortConsolidationPlugin(
-            memory=memory, temperature=hp["ltkc_temperature"], block=hp["ltkc_block"],
-            absolute_delta=hp["lstkcpp_absolute_delta"], clip=hp["lstkc_clip_alpha"])
+            memory=memory, temperature=hp.ltkc_temperature, block=hp.ltkc_block,
+            absolute_delta=hp.lstkcpp_absolute_delta, clip=hp.lstkc_clip_alpha)
         super().__init__(cfg=cfg, plugins=[memory, kd, self.consolidation, *(plugins or [])], **kwargs)
 
     def param_report(self) -> dict:

@@ -42,12 +42,13 @@ from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.losses import id_loss, reid_losses
 
 from .context import PADContext
-from .distill import FEATKD_REDUCTIONS, symmetric_supcon
-from .plugins.ema_viskd import BANKS, EMAVisKDPlugin
+from .params import PADParams
+from .distill import symmetric_supcon
+from .plugins.ema_viskd import EMAVisKDPlugin
 from .plugins.prompt_growth import PromptGrowthPlugin, domain_slot_counts
 from .plugins.stage1 import Stage1Plugin
 from .plugins.texkd import TexKDPlugin
-from .prompts import EVAL_ACTIVE_SLOTS, PADNet, VAPromptPool
+from .prompts import PADNet, VAPromptPool
 from .schedule import stage1_lr
 
 COMPONENTS = ("freeze", "va_prompt", "texkd", "viskd")
@@ -67,34 +68,17 @@ FAITHFUL = {  # the switches where the paper and the released code differ (docs/
              "first_domain_by": "name", "bnneck_bias": "trainable", "logitkd_bank": "current",
              "featkd_reduction": "mean"},
 }
-CHOICES = {
-    "texkd_teacher": ("global_bank", "init_prompts", "off"),
-    "va_key_learning": ("pull_constraint", "none"),
-    "eval_active_slots": EVAL_ACTIVE_SLOTS,
-    "first_domain_by": ("position", "name"),
-    "bnneck_bias": ("frozen", "trainable"),
-    "logitkd_bank": BANKS,
-    "featkd_reduction": FEATKD_REDUCTIONS,
-}
 PROMPT_PARAMS = ("va_prompt", "g_prompt", "e_prompt", "e_key", "prompt_learner")
 HEAD_PARAMS = ("reid.classifiers.", "reid.necks.")
 
 
 def resolve_switches(hp: dict) -> None:
-    """Components from `preset`, method switches from `faithful_to`, for every switch left null; validated."""
-    if hp["preset"] not in PRESETS:
-        raise UserError(f"strategy.preset must be one of {', '.join(PRESETS)}, got {hp['preset']!r}")
+    """Components from `preset`, method switches from `faithful_to`, for every switch left null
+    (the declared types in params.py have checked every value already)."""
     for name, on in zip(COMPONENTS, PRESETS[hp["preset"]]):
         hp[name] = on if hp[name] is None else hp[name]
-        if not isinstance(hp[name], bool):
-            raise UserError(f"strategy.{name} must be true, false or null (follow the preset), got {hp[name]!r}")
-    if hp["faithful_to"] not in FAITHFUL:
-        raise UserError(f"strategy.faithful_to must be paper or code, got {hp['faithful_to']!r}")
     for key, value in FAITHFUL[hp["faithful_to"]].items():
         hp[key] = value if hp[key] is None else hp[key]
-        if hp[key] not in CHOICES[key] or isinstance(hp[key], bool) != isinstance(CHOICES[key][0], bool):
-            raise UserError(f"strategy.{key} must be one of {', '.join(map(str, CHOICES[key]))} "
-                            f"(or null: follow faithful_to), got {hp[key]!r}")
 
 
 def resolve_domain_tables(cfg: dict) -> None:
@@ -121,35 +105,35 @@ def param_group(name: str) -> str:
     return "head" if name.startswith(HEAD_PARAMS) else "backbone"
 
 
-def pad_base_loss(out: dict, labels: Tensor, bank: Tensor, hp: dict,
+def pad_base_loss(out: dict, labels: Tensor, bank: Tensor, hp: PADParams,
                   triplet_taps: tuple[str, ...]) -> tuple[Tensor, dict[str, Tensor]]:
     """L_base (docs/methods/pad.md#losses) on domain-local labels, plus the VA key-pull term when `out` has one.
 
     Returns the loss and its unweighted terms."""
     ce, tri = reid_losses(out, labels, hp, triplet_taps)
-    i2t = id_loss(out["proj"].float() @ bank.float().t(), labels, hp["label_smoothing"])
-    loss = hp["id_weight"] * ce + hp["triplet_weight"] * tri + hp["i2t_weight"] * i2t
+    i2t = id_loss(out["proj"].float() @ bank.float().t(), labels, hp.label_smoothing)
+    loss = hp.id_weight * ce + hp.triplet_weight * tri + hp.i2t_weight * i2t
     terms = {"id": ce, "tri": tri, "i2t": i2t}
     if "va_pull" in out:
-        loss = loss + hp["va_pull_weight"] * out["va_pull"]
+        loss = loss + hp.va_pull_weight * out["va_pull"]
         terms["pull"] = out["va_pull"]
     return loss, terms
 
 
-def pad_plugins(hp: dict, n_domains: int, ctx: PADContext) -> list:
+def pad_plugins(hp: PADParams, n_domains: int, ctx: PADContext) -> list:
     """The plugins the resolved switches ask for, in PAD.plugin_order."""
     plugins: list = []
-    if hp["va_prompt"]:
-        plugins.append(PromptGrowthPlugin(domain_slot_counts(hp["new_slots"], n_domains, hp["va_pool_size"]),
+    if hp.va_prompt:
+        plugins.append(PromptGrowthPlugin(domain_slot_counts(hp.new_slots, n_domains, hp.va_pool_size),
                                           ctx=ctx))
-    if hp["texkd"] and hp["texkd_teacher"] != "off":
-        plugins.append(TexKDPlugin(ctx=ctx, teacher=hp["texkd_teacher"], weight=hp["texkd_weight"],
-                                   temperature=hp["texkd_temperature"], scale=hp["texkd_logit_scale"],
-                                   extra_classes=hp["texkd_extra_classes"]))
-    if hp["viskd"]:
-        plugins.append(EMAVisKDPlugin(ctx=ctx, alpha=hp["ema_alpha"], feat_weight=hp["featkd_weight"],
-                                      logit_weight=hp["logitkd_weight"], temperature=hp["logitkd_temperature"],
-                                      featkd_reduction=hp["featkd_reduction"], bank=hp["logitkd_bank"]))
+    if hp.texkd and hp.texkd_teacher != "off":
+        plugins.append(TexKDPlugin(ctx=ctx, teacher=hp.texkd_teacher, weight=hp.texkd_weight,
+                                   temperature=hp.texkd_temperature, scale=hp.texkd_logit_scale,
+                                   extra_classes=hp.texkd_extra_classes))
+    if hp.viskd:
+        plugins.append(EMAVisKDPlugin(ctx=ctx, alpha=hp.ema_alpha, feat_weight=hp.featkd_weight,
+                                      logit_weight=hp.logitkd_weight, temperature=hp.logitkd_temperature,
+                                      featkd_reduction=hp.featkd_reduction, bank=hp.logitkd_bank))
     return plugins
 
 
@@ -159,11 +143,12 @@ class PAD(ReIDStrategy):
 
     # new slots exist before the EMA teacher copies the model; TEXKD's stage 1 comes before stage 2's KD
     plugin_order = (PromptGrowthPlugin, TexKDPlugin, EMAVisKDPlugin)
+    Params = PADParams
 
     def __init__(self, *, model: PADNet, cfg: dict, num_classes: list[int], class_offsets: list[int],
                  device: str = "cpu", plugins: list | None = None, evaluator=None):
         self.context = PADContext(model=model, seed=int(cfg["seed"]), autocast=self.autocast)
-        own = pad_plugins(cfg["strategy"], len(num_classes), self.context)
+        own = pad_plugins(self.Params(cfg["strategy"]), len(num_classes), self.context)
         super().__init__(model=model, cfg=cfg, num_classes=num_classes, class_offsets=class_offsets,
                          device=device, plugins=own + list(plugins or []), evaluator=evaluator)
 
@@ -177,30 +162,30 @@ class PAD(ReIDStrategy):
     def build_model(cls, cfg: dict, bench) -> PADNet:
         from pad_bench.models import create_model
 
-        hp, m = cfg["strategy"], cfg["model"]
+        hp, m = cls.Params(cfg["strategy"]), cfg["model"]
         reid = create_model(m["name"], num_classes=0, weights=m.get("weights"),
                             image_size=tuple(cfg["protocol"]["image_size"]), text_tower=True,
-                            bnneck_bias_trainable=hp["bnneck_bias"] == "trainable")
+                            bnneck_bias_trainable=hp.bnneck_bias == "trainable")
         pool = None
-        if hp["va_prompt"]:
+        if hp.va_prompt:
             pool = VAPromptPool(num_layers=len(reid.backbone.blocks), dim=reid.backbone.width,
-                                pool_size=hp["va_pool_size"], prompt_len=hp["va_prompt_len"], g_len=hp["va_g_len"],
-                                top_k=hp["va_top_k"], eval_active_slots=hp["eval_active_slots"],
-                                learn_keys=hp["va_key_learning"] == "pull_constraint")
+                                pool_size=hp.va_pool_size, prompt_len=hp.va_prompt_len, g_len=hp.va_g_len,
+                                top_k=hp.va_top_k, eval_active_slots=hp.eval_active_slots,
+                                learn_keys=hp.va_key_learning == "pull_constraint")
         return PADNet(reid, pool)
 
     @property
     def kd_active(self) -> bool:
         """Whether distillation applies in the current domain (the resolved `kd` table; never at position 0)."""
-        return self.exp_index > 0 and bool(per_domain(self.hp["kd"], self.exp_index))
+        return self.exp_index > 0 and bool(per_domain(self.hp.kd, self.exp_index))
 
     @property
     def stage1_epochs(self) -> int:
-        return int(per_domain(self.hp["stage1_epochs"], self.exp_index))
+        return int(per_domain(self.hp.stage1_epochs, self.exp_index))
 
     @property
     def stage1_batch(self) -> int:
-        return int(per_domain(self.hp["stage1_batch"], self.exp_index))
+        return int(per_domain(self.hp.stage1_batch, self.exp_index))
 
     # ---- ReIDStrategy hooks -------------------------------------------------------------------
     def start_experience(self, index: int) -> None:
@@ -217,9 +202,9 @@ class PAD(ReIDStrategy):
 
     def configure_trainable(self) -> None:
         hp = self.hp
-        self.model.set_trainable(full_backbone=not hp["freeze"] or self.exp_index == 0,
-                                 last_n=hp["unfreeze_last_n"], ln_post_proj=hp["train_ln_post_proj"],
-                                 neck_bias=hp["bnneck_bias"] == "trainable")
+        self.model.set_trainable(full_backbone=not hp.freeze or self.exp_index == 0,
+                                 last_n=hp.unfreeze_last_n, ln_post_proj=hp.train_ln_post_proj,
+                                 neck_bias=hp.bnneck_bias == "trainable")
 
     def param_groups(self) -> list[dict]:
         hp = self.hp
@@ -227,9 +212,9 @@ class PAD(ReIDStrategy):
         for name, p in self.model.named_parameters():
             if p.requires_grad:
                 groups[param_group(name)].append(p)
-        prompt_lr = float(per_domain(hp["prompt_lr"], self.exp_index))
+        prompt_lr = float(per_domain(hp.prompt_lr, self.exp_index))
         return [{"name": "prompt", "params": groups["prompt"], "lr": prompt_lr, "weight_decay": 0.0}] + [
-            {"name": g, "params": groups[g], "lr": hp["lr"], "weight_decay": hp["weight_decay"]}
+            {"name": g, "params": groups[g], "lr": hp.lr, "weight_decay": hp.weight_decay}
             for g in ("head", "backbone")]
 
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
@@ -250,7 +235,7 @@ class PAD(ReIDStrategy):
         feats, labels = cache["proj"], cache["labels"] - self.class_offsets[self.exp_index]
         ctx = self.model.prompt_learner.cls_ctx
         ctx.requires_grad_(True)
-        base_lr = float(per_domain(hp["prompt_lr"], self.exp_index))
+        base_lr = float(per_domain(hp.prompt_lr, self.exp_index))
         optimizer = torch.optim.Adam([ctx], lr=base_lr, weight_decay=0.0)
         epochs = self.stage1_epochs
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.exp_index)
@@ -259,8 +244,8 @@ class PAD(ReIDStrategy):
             p.start_stage1()
         for epoch in range(1, epochs + 1):
             for group in optimizer.param_groups:
-                group["lr"] = stage1_lr(epoch, base_lr, epochs, lr_min=hp["stage1_lr_min"],
-                                        warmup_lr=hp["stage1_warmup_lr"], warmup_epochs=hp["stage1_warmup_epochs"])
+                group["lr"] = stage1_lr(epoch, base_lr, epochs, lr_min=hp.stage1_lr_min,
+                                        warmup_lr=hp.stage1_warmup_lr, warmup_epochs=hp.stage1_warmup_epochs)
             for idx in torch.randperm(len(labels), generator=generator).split(self.stage1_batch):
                 idx = idx.to(feats.device)
                 self.loss_terms = {}
