@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plot)
 
     ls = sub.add_parser("list", help="strategies, benchmarks and models")
+    ls.add_argument("--params", metavar="METHOD",
+                    help="print the declared hyperparameters of a method (or of a strategy YAML's method)")
     ls.set_defaults(func=cmd_list)
 
     ex = sub.add_parser("export", help="write an inference checkpoint (image encoder only)")
@@ -244,6 +246,8 @@ def cmd_list(args) -> int:
     from .config import benchmark_layer, list_benchmarks, list_strategies, strategy_description
     from .models import list_models
 
+    if args.params:
+        return print_params(args.params)
     print("strategies:")
     for name in list_strategies():
         print(f"  {name:<14} {strategy_description(name)}")
@@ -254,6 +258,22 @@ def cmd_list(args) -> int:
     print("models:")
     for name in list_models():
         print(f"  {name}")
+    return 0
+
+
+def print_params(name: str) -> int:
+    """A Markdown table of the declared hyperparameters of method `name` (a method folder or strategy YAML)."""
+    from .config import hparams_of, strategy_layers
+    from .registry import METHODS, STRATEGY_FILES
+
+    method = name if name in METHODS or name not in STRATEGY_FILES else strategy_layers(name)[-1].values["strategy.method"]
+    rows = hparams_of(method).table()
+    print(f"hyperparameters of method '{method}' (strategy.<name>; per-domain: a list by position or a "
+          f"per-dataset table also works)\n")
+    cols = ("name", "type", "default", "range", "per_domain", "doc")
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(row[c].replace("|", "\\|") for c in cols) + " |")
     return 0
 
 

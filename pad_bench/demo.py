@@ -37,11 +37,11 @@ def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | Non
     from .run.runner import run_name
 
     t0 = time.perf_counter()
-    ensure_synthetic(data_root, synth)
     names = only or demo_strategies(every)
-    cfgs = [resolve_config(benchmark="synth", strategy=name,
+    cfgs = [resolve_config(benchmark="synth", strategy=name,  # every config refused before any data is written
                            sets={**(sets or {}), "benchmark.data_root": str(data_root), "seed": seed})
             for name in names]
+    ensure_synthetic(data_root, synth)
     for cfg in cfgs:  # pretrain each model once here, with every CPU, before the runs share them
         prepare_synthetic(copy.deepcopy(cfg))
     runs = [out / run_name(cfg, sets) for cfg in cfgs]

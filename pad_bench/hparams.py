@@ -64,7 +64,7 @@ class HParam:
                                                          ("<", self.lt)) if v is not None)
 
     def type_name(self) -> str:
-        return _type_words(self.annotation)
+        return _type_short(self.annotation)
 
 
 def hp(default: Any, doc: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
@@ -182,10 +182,24 @@ def _type_words(ann: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(_yaml_word(a) for a in args)
     if origin is list:
-        return f"a list of {_type_words(args[0])}"
+        return f"a list of {_type_short(args[0])}"
     if origin is dict:
         return f"a mapping of dataset names to {_type_words(args[1])}"
     return {bool: "true or false", int: "an int", float: "a finite number", str: "a string"}.get(ann, str(ann))
+
+
+def _type_short(ann: Any) -> str:
+    """The compact form of the table: float, int | null, adam | sgd, list[int]."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if ann is type(None):
+        return "null"
+    if origin is Literal:
+        return " | ".join(_yaml_word(a) for a in args)
+    if origin is Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        return " | ".join(_type_short(a) for a in args)
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_short(a) for a in args)}]"
+    return getattr(ann, "__name__", str(ann))
 
 
 def _yaml_word(v: Any) -> str:

@@ -19,7 +19,7 @@ class PADParams(ReIDParams):
     viskd: Switch = hp(None, "EMA-teacher visual distillation (null: the preset's)")
     faithful_to: Literal["paper", "code"] = hp("paper", "which reading fills the null switches below")
     texkd_teacher: Literal["global_bank", "init_prompts", "off"] | None = hp(
-        None, "TEXKD's teacher: global_bank (paper) | init_prompts (code) | off")
+        None, "TEXKD's teacher: global_bank (paper), init_prompts (code) or off")
     va_key_learning: Literal["pull_constraint", "none"] | None = hp(
         None, "VA keys learn DualPrompt-style (paper) or stay random (code)")
     eval_active_slots: Literal["trained_only", "all_36"] | None = hp(
@@ -27,8 +27,8 @@ class PADParams(ReIDParams):
     first_domain_by: Literal["position", "name"] | None = hp(
         None, "where the tables' `first` entries go: position 0 (paper) or first_domain_name (code)")
     first_domain_name: str = hp("market1501", "the dataset that gets the `first` entries when first_domain_by=name")
-    bnneck_bias: Literal["frozen", "trainable"] | None = hp(None, "BNNeck biases: frozen (paper) | trainable (code)")
-    logitkd_bank: Literal["current", "all_seen"] | None = hp(None, "text bank of the logit KD: current domain | all seen")
+    bnneck_bias: Literal["frozen", "trainable"] | None = hp(None, "BNNeck biases: frozen (paper) or trainable (code)")
+    logitkd_bank: Literal["current", "all_seen"] | None = hp(None, "text bank of the logit KD: the current domain or all seen")
     featkd_reduction: Literal["mean", "sum"] | None = hp(None, "reduction of the feature KD over dimensions")
     unfreeze_last_n: int = hp(4, "image blocks trained after the first domain (with freeze)", ge=0)
     train_ln_post_proj: bool = hp(False, "also train the final LayerNorm and projection after the first domain")

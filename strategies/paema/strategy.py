@@ -23,7 +23,7 @@ class PAEMAParams(ReIDParams):
     prompt_lr: float = hp(0.005, "LR of the general prompt", ge=0)
     paema_prompt_length: int = hp(10, "prompt tokens per block: half keys, half values (even)", ge=2)
     paema_first_classifier_init: Literal["kaiming", "normal"] = hp(
-        "kaiming", "first domain's classifier: Kaiming-normal fan-out (released) | N(0, 0.001)")
+        "kaiming", "first domain's classifier: Kaiming-normal fan-out (released) or N(0, 0.001)")
 
 
 @register_strategy("paema")
