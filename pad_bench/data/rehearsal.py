@@ -11,6 +11,7 @@ missing (each one is written atomically), and `DIR/.rehearsal/<dataset>.json` ma
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import multiprocessing
@@ -217,6 +218,9 @@ def grid(c: dict[str, int]) -> list[Shot]:
                     for j in range(c["distractors"])]
 
 
+MAT_HEADER = "MATLAB 5.0 MAT-file, written by pad-bench (rehearsal tree)"
+
+
 def grid_partitions(root: Path, shots: list[Shot], c: dict[str, int], seed: int) -> None:
     """`features_and_partitions.mat`: `trainIdxAll`, 10 random halves of the persons (the release's fields)."""
     from scipy.io import savemat
@@ -227,8 +231,11 @@ def grid_partitions(root: Path, shots: list[Shot], c: dict[str, int], seed: int)
         train = np.sort(rng.permutation(np.arange(1, c["ids"] + 1))[: c["ids"] // 2])
         cells[0, s] = {"trainIdx": np.array([[s + 1.0]]), "testIdx": np.array([[0.0]]),
                        "idx": train.astype(float)[None, :]}
+    buf = io.BytesIO()
+    savemat(buf, {"trainIdxAll": cells})
+    data = MAT_HEADER.ljust(116).encode() + buf.getvalue()[116:]  # savemat's header text holds the time
     path = root / "grid/underground_reid/features_and_partitions.mat"
-    atomic_write(path, lambda tmp: savemat(tmp, {"trainIdxAll": cells}))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def ilids(c: dict[str, int]) -> list[Shot]:
