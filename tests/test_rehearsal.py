@@ -130,6 +130,13 @@ def test_other_settings_in_the_folder_are_refused(tmp_path):
         generate_rehearsal(tmp_path, "tiny", seed=1, datasets=("viper",), report=lambda _: None)
 
 
+def test_real_data_in_the_folder_is_left_alone(tmp_path):
+    (tmp_path / "viper" / "VIPeR" / "cam_a").mkdir(parents=True)
+    with pytest.raises(UserError, match="is no rehearsal tree"):
+        generate_rehearsal(tmp_path, "tiny", datasets=("viper",), report=lambda _: None)
+    assert not (tmp_path / "viper" / "VIPeR" / "cam_b").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--jobs", "2"], "--jobs and --limit apply to --scale paper or tiny"),
     (["--scale", "tiny", "--pretrain"], "--pretrain applies to the demo domains"),

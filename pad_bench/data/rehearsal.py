@@ -345,10 +345,14 @@ def generate_rehearsal(out: str | Path, scale_name: str, *, seed: int = 0, jobs:
     for name in datasets:
         counts = scaled_counts(name, scale.fraction)
         record = _record(name, scale_name, scale, seed, counts)
-        if _state(out, record) == "done":
+        state = _state(out, record)
+        if state == "done":
             continue
-        atomic_write_json(_marker(out, name), {**record, "complete": False})
         shots = PLANS[name](counts)
+        top = out / Path(shots[0].rel).parts[0]
+        if state == "new" and top.exists():
+            raise UserError(f"{top} exists and is no rehearsal tree (real data?); give --out a folder of its own")
+        atomic_write_json(_marker(out, name), {**record, "complete": False})
         k = DATASETS.index(name)
         todo = [(str(out / s.rel), seed, k, s.look, s.cam, serial, (scale.height, scale.width), scale.jpeg_quality)
                 for serial, s in enumerate(shots, start=1) if not (out / s.rel).is_file()]
