@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--pretrain", action="store_true",
                      help="also pretrain clip-tiny and resnet-tiny on the synthetic corpus (docs/synthetic.md)")
+    syn.add_argument("--scale", choices=("demo", "paper", "tiny"), default="demo",
+                     help="demo (default): the synthetic domains of the demo; paper: the 12 real datasets at their "
+                          "protocol sizes in their own layouts (docs/synthetic.md#rehearsal-trees); tiny: the same, scaled down")
+    syn.add_argument("--jobs", type=int, help="with paper/tiny: processes (default: one per available CPU)")
+    syn.add_argument("--limit", type=int, help="with paper/tiny: write at most this many images, then stop "
+                                               "(the same command resumes)")
     syn.set_defaults(func=cmd_datasets_synth)
     prep = dsub.add_parser("prepare", help="build a loadable layout from raw files (cuhk03, cuhk_sysu)")
     prep.add_argument("name")
@@ -287,6 +293,10 @@ def cmd_datasets_check(args) -> int:
 
 
 def cmd_datasets_synth(args) -> int:
+    if args.scale != "demo":
+        return rehearsal_synth(args)
+    if args.jobs is not None or args.limit is not None:
+        raise UserError("--jobs and --limit apply to --scale paper or tiny; drop them for the demo domains")
     from .data.synth import SynthConfig, generate, is_complete
 
     cfg = SynthConfig(seed=args.seed)
@@ -300,6 +310,25 @@ def cmd_datasets_synth(args) -> int:
 
         for model in PRETRAINABLE:
             print(f"{model}: {ensure_pretrained(args.out, model)}")
+    return 0
+
+
+def rehearsal_synth(args) -> int:
+    import os
+
+    from .data.rehearsal import generate_rehearsal
+
+    if args.pretrain:
+        raise UserError(f"--pretrain applies to the demo domains; drop it with --scale {args.scale}")
+    if args.limit is not None and args.limit < 0:
+        raise UserError(f"--limit {args.limit}: give a number of images >= 0")
+    jobs = args.jobs if args.jobs is not None else len(os.sched_getaffinity(0))
+    res = generate_rehearsal(args.out, args.scale, seed=args.seed, jobs=jobs, limit=args.limit)
+    rate = res["written"] / res["seconds"] if res["seconds"] > 0 else 0.0
+    print(f"wrote {res['written']} images in {res['seconds']:.1f} s ({rate:.1f} img/s, {jobs} processes) to {args.out}")
+    print(f"complete: {', '.join(res['complete']) or 'none new'}")
+    if res["unfinished"]:
+        print(f"unfinished (run the same command again): {', '.join(res['unfinished'])}")
     return 0
 
 
