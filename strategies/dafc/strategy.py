@@ -1,0 +1,77 @@
+"""DAFC (arXiv 2504.15041, docs/methods/dafc.md): a CLIP image encoder with text-driven key/value
+prompts and a task-wise supervisor of experts. Step 1 trains on all experts' gated sum; each later
+step first trains its own experts alone (`dafc_adapt_epochs`), then all of them with a consistency
+loss that pulls its experts towards the earlier steps'. No old model, no exemplars; carried: the model."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from pad_bench.errors import UserError
+from pad_bench.models.reid import ReIDNet
+from pad_bench.registry import register_strategy
+from pad_bench.training.base import ReIDStrategy
+from pad_bench.training.losses import batch_hard_triplet, id_loss
+
+from .backbone import DAFCBackbone
+from .tws import expert_consistency
+
+
+@register_strategy("dafc")
+class DAFC(ReIDStrategy):
+    """CE (label smoothing) + batch-hard triplet on 'fin' or, early in steps ≥ 2, on 'adapt'."""
+
+    @classmethod
+    def build_model(cls, cfg: dict, bench) -> nn.Module:
+        hp = cfg["strategy"]
+        net = super().build_model(cfg, bench)
+        backbone = DAFCBackbone(net.backbone, steps=len(cfg["benchmark"]["domains"]),
+                                    experts_per_step=hp["dafc_experts_per_step"], text_prompts=hp["dafc_text_prompts"],
+                                    pool=hp["dafc_pool_size"], top=hp["dafc_top_prompts"],
+                                    description=hp["dafc_description"], dropout=hp["dafc_expert_dropout"])
+        # one BNNeck (its bias frozen, bottleneck_fin) and one classifier on 'fin' (vit_pytorch.py:549-557)
+        return ReIDNet(backbone, image_size=net.image_size, spec=net.spec, test_feature=net.test_feature,
+                       test_normalize=net.test_normalize)
+
+    @classmethod
+    def finalize_config(cls, cfg: dict) -> None:
+        if not cfg["model"].get("text_tower"):
+            raise UserError("DAFC's text prompts need the CLIP text tower: set model.text_tower=true")
+
+    def adapt_model(self) -> None:
+        self.model.backbone.step = self.exp_index
+        super().adapt_model()
+
+    def configure_trainable(self) -> None:
+        """The image encoder frozen unless dafc_train_image_encoder; the text tower always frozen;
+        with dafc_freeze_old_experts, the experts of earlier steps frozen too."""
+        bb = self.model.backbone
+        bb.trunk.requires_grad_(False)
+        if self.hp["dafc_train_image_encoder"]:
+            bb.trunk.clip.visual.requires_grad_(True)
+        n = bb.experts_per_step * self.exp_index
+        for i, expert in enumerate(bb.tws.experts):
+            expert.requires_grad_(not (self.hp["dafc_freeze_old_experts"] and i < n))
+
+    def param_groups(self) -> list[dict]:
+        """Biases at dafc_bias_lr_factor × lr with dafc_bias_weight_decay (make_optimizer.py:28-46)."""
+        hp = self.hp
+        named = [(k, p) for k, p in self.model.named_parameters() if p.requires_grad]
+        return [{"name": "weights", "params": [p for k, p in named if "bias" not in k], "lr": hp["lr"],
+                 "weight_decay": hp["weight_decay"]},
+                {"name": "biases", "params": [p for k, p in named if "bias" in k],
+                 "lr": hp["lr"] * hp["dafc_bias_lr_factor"], "weight_decay": hp["dafc_bias_weight_decay"]}]
+
+    def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
+        hp = self.hp
+        adapting = self.exp_index > 0 and self.epoch < hp["dafc_adapt_epochs"]
+        tap = "adapt" if adapting else "fin"
+        logits = self.model.classifiers["fin"](self.model.necks["fin"](out["adapt"])) if adapting else out["logits"]["fin"]
+        ce = id_loss(logits, labels, hp["label_smoothing"])
+        tri = batch_hard_triplet(out[tap], labels, hp["triplet_margin"], hp["triplet_normalize"])
+        terms = {"id": ce, "tri": tri}
+        total = hp["id_weight"] * ce + hp["triplet_weight"] * tri
+        if self.exp_index > 0 and not adapting:
+            terms["consistency"] = expert_consistency(out["experts"], self.exp_index, hp["dafc_experts_per_step"])
+            total = total + hp["dafc_consistency_weight"] * terms["consistency"]
+        self.record_losses(terms)
+        return total
