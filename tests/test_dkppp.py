@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pad_bench.strategies.dkppp.rehearser import (KERNEL_PARAMS, KernelPredictor, Normalisation, apply_kernels,
-                                                  resample_colours, train_rehearser)
+from pad_bench.training.rehearser import (KERNEL_PARAMS, KernelPredictor, Normalisation, apply_kernels,
+                                          resample_colours, train_rehearser)
 from pad_bench.strategies.dkppp.strategy import rehearsal_kd
 from pad_bench.training.affinity import cosine_affinity
 

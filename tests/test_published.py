@@ -42,7 +42,8 @@ def test_rows_are_flagged_where_they_differ_from_the_measured_runs():
     synth = render_published_markdown([_config(domains=["synth_d1", "synth_d2"])])
     rows = [r for r in synth.splitlines() if r.startswith("| ") and "not re-run" in r]
     assert rows and all("order differs (order" in r and "other stream" in r for r in rows)
-    assert "DAFC (not re-run) | arXiv 2504.15041 | – | dafc | 1 | 65.6 / 75.9 | – / – |" in text
+    assert "DAFC (not re-run) | arXiv 2504.15041 | CLIP ViT-B/16 | dafc | 1 | 65.6 / 75.9 | – / – |" in text
+    assert "no training script), re-runnable as strategy dafc" in text
 
 
 def test_compare_published_prints_them_beside_the_measured_rows(tmp_path, capsys):

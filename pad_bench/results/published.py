@@ -18,7 +18,8 @@ PROTOCOLS = {
                     "(pad-bench's default protocol)",
     "patchkd": "the PatchKD/AKA pipeline: detected CUHK03, a pooled unseen gallery, Adam for 50 epochs",
     "pad": "every identity of each training domain and PAD's multi-split unseen protocol",
-    "dafc": "every identity, detected CUHK03 and other unseen sets",
+    "dafc": "every identity, detected CUHK03, unseen VIPeR, GRID, CUHK02, Occluded-Duke, Occluded-REID and PRID "
+            "(DAFC's evaluate.py)",
 }
 ORDERS = {
     "1": ["market1501", "cuhk_sysu", "dukemtmc", "msmt17", "cuhk03"],

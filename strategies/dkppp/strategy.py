@@ -13,11 +13,11 @@ from pad_bench.hparams import hp
 from pad_bench.models import model_family
 from pad_bench.registry import register_strategy
 from pad_bench.training.affinity import cosine_affinity
+from pad_bench.training.plugins.rehearser import RehearserPlugin
+from pad_bench.training.rehearser import Normalisation, apply_kernels
 
 from ..dkp.prototypes import set_triplet
 from ..dkp.strategy import DKP, DKPParams, sample_id_loss
-from .plugins.rehearser import RehearserPlugin
-from .rehearser import Normalisation, apply_kernels
 
 
 class DKPPlusPlusParams(DKPParams):

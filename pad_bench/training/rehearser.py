@@ -1,5 +1,5 @@
-"""DKP++'s distribution rehearser: a small network, trained on a domain while it is current, that
-predicts one 3×3 convolution per image mapping an image of any colour distribution back to that
+"""The distribution rehearser of DASK (AAAI 2025), reused by DKP++: a small network, trained on a
+domain while it is current, that predicts one 3×3 convolution per image mapping an image of any colour distribution back to that
 domain's (normalised) appearance. In later steps it turns current images into pseudo-old ones.
 
 As released: MobileNetV3-small features, global max pooling and a two-layer MLP predict the kernel;
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pad_bench.data.transforms import NORMALIZATION
-from pad_bench.models.zoo import read_state_dict
+from ..data.transforms import NORMALIZATION
+from ..models.zoo import read_state_dict
 
 KERNEL_PARAMS = 3 * 3 * 3 * 3 + 3  # one 3->3 channel 3x3 convolution and its bias
 

@@ -1,4 +1,4 @@
-"""DKP++'s rehearser life cycle: trained at the end of each experience, used in the next one."""
+"""The rehearser life cycle (DASK, DKP++): trained at the end of each experience, used in the next one."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +8,9 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from pad_bench.data.loading import loader_workers
-from pad_bench.data.sampler import PKBatchSampler
-from pad_bench.models import model_family
-
+from ...data.loading import loader_workers
+from ...data.sampler import PKBatchSampler
+from ...models import model_family
 from ..rehearser import KernelPredictor, Normalisation, train_rehearser
 
 log = logging.getLogger("pad_bench")
@@ -51,8 +50,8 @@ class RehearserPlugin(SupervisedPlugin):
                             num_workers=loader_workers(strategy.train_cfg))
         norm = Normalisation(model_family(strategy.cfg["model"]["name"]), strategy.device)
         last = train_rehearser(net, _endless(loader, sampler, strategy), norm, iters=self.iters, lr=self.lr)
-        log.info("DKP++: trained the rehearser of experience %d (%d iterations, L1 %.4f)",
-                 strategy.exp_index + 1, self.iters, last)
+        log.info("%s: trained the rehearser of experience %d (%d iterations, L1 %.4f)",
+                 type(strategy).__name__, strategy.exp_index + 1, self.iters, last)
         self.state = {k: t.detach().clone() for k, t in net.state_dict().items()}
 
     def after_training(self, strategy, **kwargs):

@@ -1,0 +1,1 @@
+"""DASK's plugin: the fusion whose weight can follow the affinity drift."""

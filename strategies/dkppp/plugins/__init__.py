@@ -1,1 +1,0 @@
-"""DKP++'s plugin: the per-domain rehearser."""
