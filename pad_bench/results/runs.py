@@ -73,6 +73,24 @@ class Run:
         """The model and its initial weights, e.g. `resnet50 (resnet50-0676ba61.pth)`."""
         return self.model if self.weights == "default" else f"{self.model} ({self.weights})"
 
+    @property
+    def precision(self) -> str:
+        """train.precision as the run resolved it; a run from before the setting existed autocast to bf16
+        on CUDA and ran fp32 on CPU."""
+        recorded = (self.config.get("train") or {}).get("precision")
+        if recorded is not None:
+            return str(recorded)
+        return "bf16" if str(self.config.get("device", "cpu")).startswith("cuda") else "fp32"
+
+    @property
+    def hardware(self) -> str | None:
+        """The CPU model, its torch kernel level and the GPU, e.g. `AMD EPYC / AVX2 / no GPU`; None for a run
+        recorded before config.yaml had a hardware block."""
+        hw = self.config.get("hardware")
+        if not isinstance(hw, dict):
+            return None
+        return f"{hw.get('cpu')} / {hw.get('cpu_capability')} / {hw.get('gpu') or 'no GPU'}"
+
     def recipe(self) -> dict[str, Any]:
         """The method's settings (strategy and train sections, flat), which seeds of one method share."""
         from ..config import flatten
@@ -290,7 +308,8 @@ def _varying_recipe_keys(runs: Sequence[Run]) -> dict[str, list[str]]:
             for label, rs in recipes.items()}
 
 
-RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir")  # speed only
+# speed only, or (precision) how it ran rather than what: a row mixing precisions is warned about instead
+RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir", "train.precision")
 
 
 def _marker(i: int) -> str:
