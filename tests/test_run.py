@@ -3,6 +3,7 @@ import csv
 import json
 
 import pytest
+import torch
 
 from pad_bench.cli import main
 from pad_bench.config import resolve_config
@@ -39,10 +40,16 @@ def test_finetune_run_writes_documented_files(synth_root, tmp_path):
     for name in ("config.yaml", "manifest.csv", "run.log"):
         assert (run_dir / name).is_file()
     assert list((run_dir / "plots").glob("*.png"))
-    assert yaml_config(run_dir)["model"]["weights"] == "random"  # a tiny model without a file: recorded as such
+    cfg = yaml_config(run_dir)
+    assert cfg["model"]["weights"] == "random"  # a tiny model without a file: recorded as such
+    assert cfg["train"]["precision"] == "fp32"  # fine-tune's CUDA default is fp16; a CPU run records fp32
+    hw = cfg["hardware"]
+    assert hw["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and hw["threads"] == torch.get_num_threads()
+    assert hw["gpu"] is None and hw["cuda"] is None and hw["deterministic_algorithms"] is False
 
 
 def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
+    # bitwise: both runs in this process, on one machine, one thread count, fp32 (docs/runs.md)
     full = runner.execute(_cfg(synth_root), tmp_path / "full", progress=False)
 
     real_save = runner.save_checkpoint
@@ -81,8 +88,6 @@ def test_cli_refuses_existing_run_and_names_corrupt_checkpoint(synth_root, tmp_p
 
 @pytest.mark.parametrize("strategy", ["finetune", "pad"])
 def test_export_keeps_the_image_encoder_only(synth_root, tmp_path, strategy, capsys):
-    import torch
-
     from pad_bench.registry import load_strategy_class
     from pad_bench.training.checkpoint import load_latest_checkpoint, load_model_state
 
