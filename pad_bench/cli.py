@@ -167,8 +167,8 @@ def cmd_run(args) -> int:
 
 PLAN_COLUMNS = (("position", "pos"), ("domain", "domain"), ("stage1_epochs", "s1 ep"), ("epochs", "epochs"),
                 ("milestones", "milestones"), ("lr", "LR per group"), ("batch", "batch"), ("stage1_batch", "s1 batch"),
-                ("random_erasing", "RE p"), ("precision", "precision"), ("kd", "KD"), ("new_slots", "new slots"), ("unfreeze", "unfreeze"),
-                ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
+                ("random_erasing", "RE p"), ("precision", "precision"), ("kd", "KD"), ("new_slots", "new slots"),
+                ("unfreeze", "unfreeze"), ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
 
 
 def format_plan(rows: list[dict]) -> str:
