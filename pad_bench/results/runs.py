@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics.lifelong import JOINT, lifelong_summary, results_matrix
+from .store import recorded_precision
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,12 +76,7 @@ class Run:
 
     @property
     def precision(self) -> str:
-        """train.precision as the run resolved it; a run from before the setting existed autocast to bf16
-        on CUDA and ran fp32 on CPU."""
-        recorded = (self.config.get("train") or {}).get("precision")
-        if recorded is not None:
-            return str(recorded)
-        return "bf16" if str(self.config.get("device", "cpu")).startswith("cuda") else "fp32"
+        return recorded_precision(self.config)
 
     @property
     def hardware(self) -> str | None:

@@ -149,7 +149,31 @@ def _comparable(cfg: dict, key: str):
     value = cfg.get(key)
     if key == "benchmark" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in RELOCATABLE}
+    if key == "train" and isinstance(value, dict):  # a run from before train.precision existed
+        return {**value, "precision": recorded_precision(cfg)}
     return value
+
+
+def recorded_precision(cfg: dict) -> str:
+    """train.precision of a stored config; a run from before the setting existed autocast to bf16 on
+    CUDA and ran fp32 on CPU."""
+    recorded = (cfg.get("train") or {}).get("precision")
+    if recorded is not None:
+        return str(recorded)
+    return "bf16" if str(cfg.get("device", "cpu")).startswith("cuda") else "fp32"
+
+
+# The hardware that decides the rounding: another one breaks bitwise identity with an uninterrupted run.
+HARDWARE_KEYS = ("cpu", "cpu_capability", "threads", "gpu")
+
+
+def hardware_change(stored: dict | None, now: dict) -> str | None:
+    """What differs between the hardware a run started on and this one ('cpu_capability AVX512 -> AVX2'),
+    or None (also for a run that recorded none)."""
+    if not isinstance(stored, dict):
+        return None
+    changed = [f"{k} {stored.get(k)} -> {now.get(k)}" for k in HARDWARE_KEYS if stored.get(k) != now.get(k)]
+    return ", ".join(changed) or None
 
 
 def hardware_info(device: str) -> dict:
