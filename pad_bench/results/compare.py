@@ -3,7 +3,8 @@
 One row per strategy and model: its backbone (model and initial weights), final mAP/R1 per seen
 domain, Seen-Avg, Unseen-Avg and mean forgetting (mAP), plus a second table per unseen dataset.
 Seeds are averaged: `mean ± std` (sample std, ddof=1) with their count in `n`. A table whose rows
-use different backbones says so in a note and a logged warning. A value is bold only when its row
+use different backbones says so in a note and a logged warning, and so does a row whose seeds ran
+on different hardware or at different precisions. A value is bold only when its row
 is best and significantly better than every other row (paired by seed, see stats.py), never inside
 the noise. With a baseline, a third table gives each row's mean difference from it with a 95 % CI and p.
 """
