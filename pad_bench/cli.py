@@ -158,8 +158,11 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from .run.runner import plan
 
+        requested = cfg["train"]["precision"]
         rows = plan(cfg)
         print(json.dumps(rows, indent=2) if args.json else format_plan(rows))
+        if not args.json and rows[0]["precision"] != requested:
+            print(f"precision: {rows[0]['precision']} on {cfg['device']} (the method's on cuda: {requested})")
         return 0
     from .run.runner import execute, run_name
 
@@ -172,8 +175,8 @@ def cmd_run(args) -> int:
 
 PLAN_COLUMNS = (("position", "pos"), ("domain", "domain"), ("stage1_epochs", "s1 ep"), ("epochs", "epochs"),
                 ("milestones", "milestones"), ("lr", "LR per group"), ("batch", "batch"), ("stage1_batch", "s1 batch"),
-                ("random_erasing", "RE p"), ("kd", "KD"), ("new_slots", "new slots"), ("unfreeze", "unfreeze"),
-                ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
+                ("random_erasing", "RE p"), ("precision", "precision"), ("kd", "KD"), ("new_slots", "new slots"),
+                ("unfreeze", "unfreeze"), ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
 
 
 def format_plan(rows: list[dict]) -> str:

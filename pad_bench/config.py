@@ -320,6 +320,8 @@ def validate(cfg: dict) -> None:
     workers = train["num_workers"]
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise UserError(f"train.num_workers must be an int >= 0 or null (one per available CPU), got {workers!r}")
+    if train["precision"] not in PRECISIONS:
+        raise UserError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {train['precision']!r}")
     if train["data_path"] not in ("pil", "cached"):
         raise UserError(f"train.data_path must be pil or cached, got {train['data_path']!r}")
     n = len(cfg["benchmark"]["domains"])
@@ -334,6 +336,8 @@ def validate(cfg: dict) -> None:
         if LR_KEY.search(key.rsplit(".", 1)[-1]):
             _check_range(key, value, 0, None)
 
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # train.precision: the dtype of autocast on CUDA (fp32: none)
 
 # (dotted key, lowest, highest) allowed, inclusive; None = unbounded. Per-domain lists and per-dataset
 # tables are checked entry by entry.

@@ -176,3 +176,37 @@ def test_runs_of_one_strategy_with_other_settings_are_separate_rows(tmp_path):
     assert len(table) == 2
     assert table.iloc[0]["n"] == 2 and table.iloc[1]["n"] == 1
     assert "strategy.preset=S5" in table.iloc[1].iloc[0]  # the row says what differs
+
+
+def _with_config(run_dir, **sections):
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg.update(sections)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return run_dir
+
+
+HW_A = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "gpu": None, "threads": 1}
+
+
+def test_a_row_mixing_hardware_or_precision_warns_and_old_runs_still_group(tmp_path, caplog):
+    # s0 was recorded before config.yaml had a hardware block and train.precision
+    old = _with_config(write_fake_run(tmp_path, "s0", seed=0), train={"epochs": 60})
+    same = [_with_config(write_fake_run(tmp_path, f"s{s}", seed=s), hardware=HW_A,
+                         train={"epochs": 60, "precision": "fp32"})
+            for s in (1, 2)]
+    with caplog.at_level("WARNING", logger="pad_bench"):
+        written = compare_runs([old, *same], tmp_path / "same")
+    assert pd.read_csv(written["table.csv"])["n"].tolist() == [3] and not caplog.records
+
+    other_cpu = _with_config(write_fake_run(tmp_path, "s3", seed=3), hardware={**HW_A, "cpu_capability": "AVX512"},
+                             train={"epochs": 60})
+    gpu_bf16 = _with_config(write_fake_run(tmp_path, "s4", seed=4), device="cuda", train={"epochs": 60})  # old: bf16
+    with caplog.at_level("WARNING", logger="pad_bench"):
+        written = compare_runs([old, *same, other_cpu, gpu_bf16], tmp_path / "mixed")
+    assert pd.read_csv(written["table.csv"])["n"].tolist() == [5]  # still one row: seeds group as before
+    line = ("row 'finetune (resnet50)' mixes hardware (AMD EPYC / AVX2 / no GPU; AMD EPYC / AVX512 / no GPU) "
+            "and precision (fp32; bf16) across its seeds")
+    assert [r.getMessage() for r in caplog.records if "mixes" in r.getMessage()][0].startswith(line)
+    assert line in written["table.md"].read_text()

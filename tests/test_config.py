@@ -45,6 +45,8 @@ def test_unknown_names_list_valid_ones():
 
 
 def test_cross_field_validation():
+    with pytest.raises(UserError, match="train.precision must be one of fp32, bf16, fp16, got 'fp64'"):
+        resolve_config(benchmark="synth", strategy="finetune", sets={"train.precision": "fp64"})
     with pytest.raises(UserError, match="train.epochs has 2 values"):
         resolve_config(benchmark="synth", strategy="finetune", sets={"train.epochs": [1, 2]})
     with pytest.raises(UserError, match="unseen_protocol"):

@@ -33,6 +33,7 @@ def test_a_worker_that_runs_a_second_method_prefixes_its_lines_once(capfd, monke
 
 
 def test_parallel_demo_equals_runs_made_one_by_one(synth_root, tmp_path, capfd):
+    # bitwise: the same machine, one thread per run in both, fp32 (docs/runs.md)
     sets = {k: v for k, v in tiny_sets(synth_root).items() if k != "benchmark.data_root"}
     runs = run_demo(out=tmp_path / "demo", data_root=synth_root, only=["finetune", "lstkc"], jobs=2, sets=sets,
                     synth=TINY_SYNTH)

@@ -232,6 +232,7 @@ def test_dkp_two_domain_run_carries_the_last_prototypes_and_resumes(synth_root, 
         runner.execute(cfg, tmp_path / "killed", progress=False)
     monkeypatch.setattr(runner, "save_checkpoint", real_save)
     resumed = runner.execute(cfg, tmp_path / "killed", resume=True, progress=False)
+    # bitwise: one machine, one thread count, fp32 (docs/runs.md)
     assert (resumed / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
     final = torch.load(sorted((resumed / "checkpoints").glob("*.pt"))[-1], weights_only=False)["strategy"]["model"]
     # bit-identical weights: a resume that lost the prototypes would train experience 2 without DKT

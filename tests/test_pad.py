@@ -583,7 +583,8 @@ def test_presets_run_end_to_end(synth_root, tmp_path, preset, faithful):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
-    """Carried state (VA pool buffers, TEXKD anchors) survives a checkpoint round trip."""
+    """Carried state (VA pool buffers, TEXKD anchors) survives a checkpoint round trip. Bitwise: one
+    machine, one thread count, fp32."""
     from pad_bench.run import runner
     from pad_bench.strategies.pad.strategy import PAD
 

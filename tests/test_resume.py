@@ -101,6 +101,7 @@ def test_a_kill_between_experiences_resumes_with_every_loss_row(synth_root, full
 
 @pytest.mark.parametrize("strategy", list(EPOCHS))
 def test_a_kill_inside_an_experience_resumes_bitwise(synth_root, full_runs, tmp_path, monkeypatch, strategy):
+    # bitwise: both runs on this machine, with this process's thread count, in fp32 (docs/runs.md)
     real = runner.save_checkpoint
 
     def die_inside_step_2(folder, step, state, epoch=None):

@@ -3,6 +3,8 @@ import csv
 import json
 
 import pytest
+import torch
+import yaml
 
 from pad_bench.cli import main
 from pad_bench.config import resolve_config
@@ -39,10 +41,16 @@ def test_finetune_run_writes_documented_files(synth_root, tmp_path):
     for name in ("config.yaml", "manifest.csv", "run.log"):
         assert (run_dir / name).is_file()
     assert list((run_dir / "plots").glob("*.png"))
-    assert yaml_config(run_dir)["model"]["weights"] == "random"  # a tiny model without a file: recorded as such
+    cfg = yaml_config(run_dir)
+    assert cfg["model"]["weights"] == "random"  # a tiny model without a file: recorded as such
+    assert cfg["train"]["precision"] == "fp32"  # fine-tune's CUDA default is fp16; a CPU run records fp32
+    hw = cfg["hardware"]
+    assert hw["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and hw["threads"] == torch.get_num_threads()
+    assert hw["gpu"] is None and hw["cuda"] is None and hw["deterministic_algorithms"] is False
 
 
-def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch):
+def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypatch, caplog):
+    # bitwise: both runs in this process, on one machine, one thread count, fp32 (docs/runs.md)
     full = runner.execute(_cfg(synth_root), tmp_path / "full", progress=False)
 
     real_save = runner.save_checkpoint
@@ -55,8 +63,16 @@ def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         runner.execute(_cfg(synth_root), tmp_path / "killed", progress=False)
     monkeypatch.setattr(runner, "save_checkpoint", real_save)
-    resumed = runner.execute(_cfg(synth_root), tmp_path / "killed", resume=True, progress=False)
+    # as if started before train.precision existed, on a CPU with other kernels: it resumes, and says so
+    stored = yaml_config(tmp_path / "killed")
+    del stored["train"]["precision"]
+    stored["hardware"]["cpu_capability"] = "OTHER"
+    (tmp_path / "killed" / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
+    with caplog.at_level("WARNING", logger="pad_bench"):
+        resumed = runner.execute(_cfg(synth_root), tmp_path / "killed", resume=True, progress=False)
     assert (resumed / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
+    changed = f"cpu_capability OTHER -> {torch.backends.cpu.get_cpu_capability()}"
+    assert any(changed in r.getMessage() and "not be bitwise" in r.getMessage() for r in caplog.records)
 
 
 def test_cli_refuses_existing_run_and_names_corrupt_checkpoint(synth_root, tmp_path, capsys):
@@ -81,12 +97,8 @@ def test_cli_refuses_existing_run_and_names_corrupt_checkpoint(synth_root, tmp_p
 
 @pytest.mark.parametrize("strategy", ["finetune", "pad"])
 def test_export_keeps_the_image_encoder_only(synth_root, tmp_path, strategy, capsys):
-    import torch
-
     from pad_bench.registry import load_strategy_class
     from pad_bench.training.checkpoint import load_latest_checkpoint, load_model_state
-
-    import yaml
 
     run_dir = runner.execute(_cfg(synth_root, strategy), tmp_path / strategy, progress=False)
     stored = yaml_config(run_dir)
@@ -113,8 +125,6 @@ def test_export_keeps_the_image_encoder_only(synth_root, tmp_path, strategy, cap
 
 
 def yaml_config(run_dir):
-    import yaml
-
     return yaml.safe_load((run_dir / "config.yaml").read_text())
 
 

@@ -90,7 +90,9 @@ def test_sweep_survives_losing_its_worker_node(cluster, synth_root, tmp_path):
     assert re.search(rf"resumed {re.escape(victim)} after step [12]\b", (out / victim / "run.log").read_text())
     assert f"done   {victim}: Seen-Avg mAP " in stdout and "attempt 2" in stdout
 
-    for name, entry in entries.items():  # each run alone, in this process, gives the same metrics.csv
+    # each run alone, in this process, gives the same metrics.csv: bitwise, as the workers run on this
+    # machine with one thread each (as this process), in fp32 (docs/runs.md)
+    for name, entry in entries.items():
         cfg = resolve_config(benchmark="synth", strategy="finetune", sets={
             **tiny_sets(synth_root), "seed": entry["seed"], **entry["grid"]})
         alone = execute(cfg, tmp_path / "alone" / name, progress=False)

@@ -3,7 +3,8 @@
 One row per strategy and model: its backbone (model and initial weights), final mAP/R1 per seen
 domain, Seen-Avg, Unseen-Avg and mean forgetting (mAP), plus a second table per unseen dataset.
 Seeds are averaged: `mean ± std` (sample std, ddof=1) with their count in `n`. A table whose rows
-use different backbones says so in a note and a logged warning. A value is bold only when its row
+use different backbones says so in a note and a logged warning, and so does a row whose seeds ran
+on different hardware or at different precisions. A value is bold only when its row
 is best and significantly better than every other row (paired by seed, see stats.py), never inside
 the noise. With a baseline, a third table gives each row's mean difference from it with a 95 % CI and p.
 """
@@ -86,6 +87,9 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, p
     if mixed:
         log.warning(mixed)
         notes.append((MIXED_MARKER, mixed))
+    for line in mixed_rows(groups):
+        log.warning(line)
+        notes.append((MIXED_MARKER, line))
     for r in unfinished:
         log.warning("left out unfinished run %s (step %d of %d)", r.path, r.last_step, r.total_steps)
         notes.append(("", f"not compared: run '{r.name}' is unfinished (step {r.last_step} of {r.total_steps})"))
@@ -213,6 +217,21 @@ def mixed_backbones(runs: Sequence[Run]) -> str | None:
         return None
     return (f"this table mixes backbones ({', '.join(backbones)}): rows differ by more than their method; "
             "compare methods on one backbone (e.g. --profile resnet for fine-tune and joint next to LSTKC and DKP)")
+
+
+def mixed_rows(groups: Sequence[RunGroup]) -> list[str]:
+    """One warning per row whose seeds ran on different hardware (CPU model, kernel level, GPU) or at
+    different precisions: their spread is then not only the seed's. Runs that recorded no hardware
+    (older runs) are left out of the hardware check."""
+    lines = []
+    for g in groups:
+        mixed = [f"{what} ({'; '.join(values)})" for what, values in (
+            ("hardware", union_in_order([[r.hardware for r in g.runs if r.hardware is not None]])),
+            ("precision", union_in_order([[r.precision for r in g.runs]]))) if len(values) > 1]
+        if mixed:
+            lines.append(f"row '{g.display_label}' mixes {' and '.join(mixed)} across its seeds: its spread is "
+                         f"not only the seeds'; compare runs made on one machine at one precision")
+    return lines
 
 
 def fmt_setting(value: Any) -> str:

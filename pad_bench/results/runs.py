@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..metrics.lifelong import JOINT, lifelong_summary, results_matrix
+from .store import recorded_precision
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +73,19 @@ class Run:
     def backbone(self) -> str:
         """The model and its initial weights, e.g. `resnet50 (resnet50-0676ba61.pth)`."""
         return self.model if self.weights == "default" else f"{self.model} ({self.weights})"
+
+    @property
+    def precision(self) -> str:
+        return recorded_precision(self.config)
+
+    @property
+    def hardware(self) -> str | None:
+        """The CPU model, its torch kernel level and the GPU, e.g. `AMD EPYC / AVX2 / no GPU`; None for a run
+        recorded before config.yaml had a hardware block."""
+        hw = self.config.get("hardware")
+        if not isinstance(hw, dict):
+            return None
+        return f"{hw.get('cpu')} / {hw.get('cpu_capability')} / {hw.get('gpu') or 'no GPU'}"
 
     def recipe(self) -> dict[str, Any]:
         """The method's settings (strategy and train sections, flat), which seeds of one method share."""
@@ -290,7 +304,8 @@ def _varying_recipe_keys(runs: Sequence[Run]) -> dict[str, list[str]]:
             for label, rs in recipes.items()}
 
 
-RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir")  # speed only
+# speed only, or (precision) how it ran rather than what: a row mixing precisions is warned about instead
+RECIPE_IGNORED = ("train.num_workers", "train.eval_batch_size", "train.data_path", "train.cache_dir", "train.precision")
 
 
 def _marker(i: int) -> str:

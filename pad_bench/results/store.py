@@ -149,7 +149,72 @@ def _comparable(cfg: dict, key: str):
     value = cfg.get(key)
     if key == "benchmark" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in RELOCATABLE}
+    if key == "train" and isinstance(value, dict):  # a run from before train.precision existed
+        return {**value, "precision": recorded_precision(cfg)}
     return value
+
+
+def recorded_precision(cfg: dict) -> str:
+    """train.precision of a stored config; a run from before the setting existed autocast to bf16 on
+    CUDA and ran fp32 on CPU."""
+    recorded = (cfg.get("train") or {}).get("precision")
+    if recorded is not None:
+        return str(recorded)
+    return "bf16" if str(cfg.get("device", "cpu")).startswith("cuda") else "fp32"
+
+
+# The hardware that decides the rounding: another one breaks bitwise identity with an uninterrupted run.
+HARDWARE_KEYS = ("cpu", "cpu_capability", "threads", "gpu")
+
+
+def hardware_change(stored: dict | None, now: dict) -> str | None:
+    """What differs between the hardware a run started on and this one ('cpu_capability AVX512 -> AVX2'),
+    or None (also for a run that recorded none)."""
+    if not isinstance(stored, dict):
+        return None
+    changed = [f"{k} {stored.get(k)} -> {now.get(k)}" for k in HARDWARE_KEYS if stored.get(k) != now.get(k)]
+    return ", ".join(changed) or None
+
+
+def hardware_info(device: str) -> dict:
+    """What the numbers depend on besides the code: the CPU and the kernel level torch dispatches to
+    (AVX-512 and AVX2 kernels round differently), threads, the GPU and its software, the determinism flags."""
+    import os
+    import platform
+
+    import torch
+
+    cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+    return {
+        "cpu": _cpu_model() or platform.processor() or None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY"),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if cuda else None,
+        "cuda_driver": _nvidia_driver() if cuda else None,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return None
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0] if out else None
 
 
 def environment_info() -> dict:

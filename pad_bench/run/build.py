@@ -20,6 +20,8 @@ def finalize(cfg: dict, *, check_data: bool = True):
     looking for the datasets."""
     MODELS.path(cfg["model"]["name"])  # an unknown model lists the valid ones
     _check_device(cfg["device"])
+    if not str(cfg["device"]).startswith("cuda"):  # autocast and the scaler are CUDA-only: record what runs
+        cfg["train"]["precision"] = "fp32"
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)
     resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0

@@ -23,7 +23,7 @@ from ..data.stream import ReIDBenchmark, build_benchmark
 from ..errors import UserError
 from ..metrics.lifelong import lifelong_summary
 from ..models import model_family
-from ..results.store import RunStore, environment_info
+from ..results.store import RunStore, environment_info, hardware_change, hardware_info
 from ..training.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, load_latest_checkpoint,
                                    rng_state, save_checkpoint, set_rng_state)
 from ..training.loss_log import LossLog
@@ -116,6 +116,10 @@ def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
     fingerprint = bench.manifest.fingerprint(cfg["benchmark"]["fingerprint"])
     if store.resuming:
         store.check_same_run(cfg)
+        changed = hardware_change(store.read_config().get("hardware"), hardware_info(cfg["device"]))
+        if changed:
+            log.warning("resuming %s on other hardware (%s): the result will not be bitwise that of an "
+                        "uninterrupted run", store.path, changed)
         stored = store.read_config().get("manifest_sha256")
         if stored != manifest_sha:
             raise UserError(f"cannot resume {store.path}: the data changed since the run started "
@@ -128,7 +132,7 @@ def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
                             f"original data or start a new run")
         return cfg
     cfg = dict(cfg, manifest_sha256=manifest_sha, manifest_domains=bench.manifest.domain_hashes(),
-               **environment_info())
+               **environment_info(), hardware=hardware_info(cfg["device"]))
     store.write_manifest(bench.manifest)
     store.write_fingerprint(fingerprint)
     store.write_config(cfg)  # last: a directory with config.yaml is a run that can be resumed

@@ -1,5 +1,6 @@
 """The ReID strategy every method builds on: an Avalanche `SupervisedTemplate` with P×K batches,
-a growing global classifier, per-experience optimizers and LR schedules, bf16 autocast on CUDA,
+a growing global classifier, per-experience optimizers and LR schedules, the configured precision
+(`train.precision`: autocast on CUDA, a gradient scaler for fp16),
 explicit carried state, parameter accounting and state-dict checkpoints.
 
 A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a few hooks:
@@ -54,10 +55,12 @@ from .carried import carried_bytes, carried_owners, carried_values, pack_carried
 from .checkpoint import load_model_state, model_state, rng_state, set_rng_state
 from .features import extract_features, normalized_class_means
 from .losses import reid_losses
-from .optim import build_optimizer
+from .optim import build_optimizer, scaled, step
 from .params import ReIDParams
 from .plugins.old_model import OldModelPlugin
 from .schedules import per_domain_list, warmup_multistep
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> autocast dtype; fp32: none
 
 
 class ReIDStrategy(SupervisedTemplate):
@@ -108,6 +111,9 @@ class ReIDStrategy(SupervisedTemplate):
             **kwargs,
         )
         check_plugin_order(type(self).__name__, self.plugins, self.plugin_order)
+        # autocast and the scaler are CUDA features here: a CPU run is fp32 whatever the config says
+        self.precision = str(self.train_cfg.get("precision", "fp32")) if self.device.type == "cuda" else "fp32"
+        self.scaler = self.grad_scaler()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -205,6 +211,7 @@ class ReIDStrategy(SupervisedTemplate):
             "batch_k": self.train_cfg["batch_k"],
             "sampler": self.train_cfg["sampler"],
             "random_erasing": per_domain(self.train_cfg["random_erasing"], self.exp_index),
+            "precision": self.precision,
             "kd": self.kd_active,
             "new_slots": None,
             "unfreeze": "full" if all(flags) else ("partial" if any(flags) else "none"),
@@ -246,9 +253,18 @@ class ReIDStrategy(SupervisedTemplate):
         return self.mb_y - self.class_offsets[self.exp_index]
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """A fresh gradient scaler under fp16 (whose gradients underflow without one), else None."""
+        return torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+
+    def backward(self):
+        scaled(self.loss, self.scaler).backward(retain_graph=self.retain_graph)
+
+    def optimizer_step(self):
+        step(self.optimizer, self.scaler)
 
     def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
         """Eval-mode features of a dataset (eval transforms) plus labels and camera ids:
@@ -324,6 +340,7 @@ class ReIDStrategy(SupervisedTemplate):
                                 f"'{g.get('name', '?')}' must be >= 0")
         self.base_lrs = [g["lr"] for g in groups]
         self.optimizer = build_optimizer(groups, self.hp.optimizer, self.hp.momentum)
+        self.scaler = self.grad_scaler()  # one per experience, as its optimizer
         self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
 
     def _before_training_epoch(self, **kwargs):
@@ -435,12 +452,15 @@ class ReIDStrategy(SupervisedTemplate):
         """Everything that changes inside an experience, after `self.epoch` epochs of it."""
         return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "images_seen": self.images_seen, "rng": rng_state(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
                 "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
 
     def load_mid_experience_state(self, state: dict) -> None:
         """Continue after the set-up of the experience was replayed: weights, optimizer, epoch, plugins, RNG."""
         load_model_state(self.model, state["model"], "the mid-experience checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.images_seen = state["epoch"], state["images_seen"]
         self._load_plugin_states(state["plugins"])
         set_rng_state(state["rng"])

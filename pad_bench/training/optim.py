@@ -25,6 +25,21 @@ def build_optimizer(groups: list[dict], default_kind: str, momentum: float = 0.9
     return opts[0] if len(opts) == 1 else MultiOptimizer(opts)
 
 
+def scaled(loss: torch.Tensor, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
+    """The loss to call backward() on: scaled up under fp16 so that small gradients do not underflow."""
+    return loss if scaler is None else scaler.scale(loss)
+
+
+def step(optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """optimizer.step(), through the fp16 scaler when there is one (it unscales the gradients and skips
+    a step whose gradients overflowed)."""
+    if scaler is None:
+        optimizer.step()
+        return
+    scaler.step(optimizer)
+    scaler.update()
+
+
 class MultiOptimizer:
     """Several optimizers behind the part of the torch.optim interface a training loop uses;
     `param_groups` lists every group (the same dicts, so LR schedules write through)."""

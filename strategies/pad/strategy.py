@@ -40,6 +40,7 @@ from pad_bench.errors import UserError
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.losses import id_loss, reid_losses
+from pad_bench.training.optim import scaled, step
 
 from .context import PADContext
 from .params import PADParams
@@ -240,6 +241,7 @@ class PAD(ReIDStrategy):
         epochs = self.stage1_epochs
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.exp_index)
         hooked = [p for p in self.plugins if isinstance(p, Stage1Plugin)]
+        scaler = self.grad_scaler()  # stage 1's own, as in PAD's engine
         for p in hooked:
             p.start_stage1()
         for epoch in range(1, epochs + 1):
@@ -251,8 +253,8 @@ class PAD(ReIDStrategy):
                 self.loss_terms = {}
                 loss = self.stage1_loss(feats[idx], labels[idx], hooked)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaled(loss, scaler).backward()
+                step(optimizer, scaler)
                 self.log_losses("stage1", loss, epoch)
         ctx.requires_grad_(False)
         self.loss_terms = {}
