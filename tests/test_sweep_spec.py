@@ -29,7 +29,7 @@ def test_expansion_order_names_and_configs(tmp_path):
                                 grid={"train.random_erasing": [0.0, 0.5], "strategy.texkd_weight": [1.0]},
                                 resources={"cpus": 2}))
     with pytest.raises(UserError, match=r"run finetune-synth-random_erasing=0.0-texkd_weight=1.0-s0: --set: "
-                                        r"unknown config key 'strategy.texkd_weight'"):
+                                        r"unknown hyperparameter 'strategy.texkd_weight'"):
         spec.expand()  # finetune has no TEXKD weight: found before anything runs
 
     spec = load_spec(write_spec(tmp_path, strategies=["pad"], seeds=[0, 2], profiles=["tiny", "code,tiny"],
