@@ -19,23 +19,14 @@ import yaml
 from .errors import UserError
 from .paths import DEFAULTS_FILE
 from .registry import BENCHMARKS, METHODS, RECIPES, STRATEGY_FILES, unknown_name_error
+from .yamlio import parse_yaml, read_yaml
 # Sections whose contents are free-form per method/dataset: new keys may be introduced there
 # by a benchmark or strategy file (not by --set, which must name an existing key).
 OPEN_SECTIONS = ("strategy", "protocol.dataset_options", "model")
 
 
 def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -132,7 +123,7 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
             raise UserError(f"--set '{item}': expected key=value, e.g. --set train.epochs=2")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         out[key.strip()] = _number_or_str(value)

@@ -19,6 +19,7 @@ import yaml
 from ..errors import UserError
 from ..io import TEMP_SUFFIX, atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ..paths import PROJECT_ROOT
+from ..yamlio import read_yaml
 from .lock import LOCK_NAME, RunLock
 
 log = logging.getLogger("pad_bench")
@@ -113,7 +114,7 @@ class RunStore:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
     def read_config(self) -> dict:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        return read_yaml(self.path / "config.yaml", "run config")
 
     def check_same_run(self, cfg: dict) -> None:
         """On resume the settings that shape results must not change."""

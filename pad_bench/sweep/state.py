@@ -15,6 +15,7 @@ import yaml
 
 from ..errors import UserError
 from ..io import atomic_write_json, atomic_write_text
+from ..yamlio import read_yaml
 from .spec import SweepRun, SweepSpec
 
 STATE_FILE = "sweep.yaml"
@@ -91,12 +92,9 @@ def read_entries(directory: str | Path) -> list[dict[str, Any]]:
 
 def read_sweep(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / STATE_FILE
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}; is {directory} a sweep directory?") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({e}); the file is written by `pad-bench sweep`") from None
+    if not path.is_file():
+        raise UserError(f"{directory} has no {STATE_FILE}; is it a sweep directory?")
+    doc = read_yaml(path, "sweep state")
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
         raise UserError(f"{path} has no 'runs' list; it is not a pad-bench sweep file")
     return doc
