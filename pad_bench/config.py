@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,9 +300,7 @@ def validate(cfg: dict) -> None:
         raise UserError(f"benchmark.fingerprint must be stat or content, got {cfg['benchmark']['fingerprint']!r}")
     for key, low, high in RANGES:
         _check_range(key, get_dotted(cfg, key), low, high)
-    for key, value in flatten(cfg["strategy"], "strategy.").items():
-        if LR_KEY.search(key.rsplit(".", 1)[-1]):
-            _check_range(key, value, 0, None)
+    check_numbers(cfg)
 
 
 # (dotted key, lowest, highest) allowed, inclusive; None = unbounded. Per-domain lists and per-dataset
@@ -316,22 +315,70 @@ RANGES = (
     ("train.eval_batch_size", 1, None),
     ("train.checkpoint_every_epochs", 0, None),
 )
-LR_KEY = re.compile(r"(^|_)lr($|_)")  # lr, prompt_lr, stage1_lr_min, ...: learning rates are never negative
 
 
-def _check_range(key: str, value: Any, low: float | None, high: float | None) -> None:
+def _check_range(key: str, value: Any, low: float | None, high: float | None, *, above: bool = False,
+                 below: bool = False) -> None:
+    """Every number in value (a scalar, list or per-dataset table) within [low, high]; `above`/`below`
+    make the bound exclusive."""
     if isinstance(value, dict):  # a per-dataset table: {dataset: value, default: value}
         value = list(value.values())
     for v in value if isinstance(value, list) else [value]:
         if isinstance(v, (list, dict)):
-            _check_range(key, v, low, high)
+            _check_range(key, v, low, high, above=above, below=below)
             continue
         if v is None or isinstance(v, str):
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v \
-                or (low is not None and v < low) or (high is not None and v > high):
-            bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise UserError(f"{key} is {v!r}; it must be {bounds}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or (low is not None and (v <= low if above else v < low)) \
+                or (high is not None and (v >= high if below else v > high)):
+            raise UserError(f"{key} is {v!r}; it must be {_bounds(low, high, above, below)}")
+
+
+def _bounds(low: float | None, high: float | None, above: bool, below: bool) -> str:
+    if high is None:
+        return f"{'>' if above else '>='} {low}"
+    if not (above or below):
+        return f"between {low} and {high}"
+    return f"in {'(' if above else '['}{low}, {high}{')' if below else ']'}"
+
+
+# ---- every number finite; shared strategy keys in range (issue 25) ----------------------------
+# Keys of the strategy section that several methods share, by the last part of their name:
+# (pattern, lowest, highest, lowest excluded, highest excluded). A method's own keys are its own.
+STRATEGY_RANGES = (
+    (r"(^|_)lr($|_)", 0, None, False, False),      # lr, prompt_lr, stage1_lr_min, ...
+    (r"(^|_)weight(_decay)?$", 0, None, False, False),  # loss weights, weight decay
+    (r"(^|_)temperature$", 0, None, True, False),
+    (r"^warmup_factor$", 0, 1, True, False),
+    (r"^gamma$", 0, None, True, False),
+    (r"^label_smoothing$", 0, 1, False, True),
+    (r"^momentum$", 0, 1, False, False),
+    (r"(^|_)epochs$", 0, None, False, False),      # stage1_epochs, warmup_epochs (train.epochs: RANGES)
+    (r"^milestones$", 0, None, False, False),
+    (r"^triplet_margin$", 0, None, False, False),
+)
+_STRATEGY_RANGES = [(re.compile(p), *rest) for p, *rest in STRATEGY_RANGES]
+
+
+def check_numbers(cfg: dict) -> None:
+    """Refuse a NaN or infinite number anywhere in the config, and a shared strategy key out of range."""
+    for key, value in flatten(cfg).items():
+        for v in _numbers(value):
+            if not math.isfinite(v):
+                raise UserError(f"{key} is {v!r}; give a finite number")
+    for key, value in flatten(cfg["strategy"], "strategy.").items():
+        for pattern, low, high, above, below in _STRATEGY_RANGES:
+            if pattern.search(key.rsplit(".", 1)[-1]):
+                _check_range(key, value, low, high, above=above, below=below)
+
+
+def _numbers(value: Any) -> Iterable[float]:
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, (list, dict)):
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _numbers(v)
 
 
 def per_domain(value: Any, index: int) -> Any:
