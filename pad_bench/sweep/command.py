@@ -29,6 +29,9 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
     state = SweepState.open(directory, spec, runs)
     todo = [r for r in runs if not state.is_complete(r.name)]
     print(f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run -> {directory}")
+    earlier = state.earlier()
+    if earlier:
+        print(f"  {len(earlier)} run(s) of an earlier spec stay recorded in sweep.yaml, not run: {', '.join(earlier)}")
     if dry_run:
         for run in runs:
             print(f"  {run.name:<48} {state.entries[run.name]['status']}")

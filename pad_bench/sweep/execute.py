@@ -121,7 +121,8 @@ def finished_line(name: str, entry: dict[str, Any]) -> str:
 
 
 def failure_summary(state: SweepState, failed: Sequence[str]) -> str:
-    lines = [f"{len(failed)} of {len(state.entries)} runs failed (not retried: errors of the run itself):"]
+    current = len(state.entries) - len(state.earlier())
+    lines = [f"{len(failed)} of {current} runs failed (not retried: errors of the run itself):"]
     lines += [f"  {name}: {one_line(state.entries[name].get('error'))}" for name in failed]
     lines.append(f"fix the cause and re-run the same command: finished runs are skipped (state: {state.directory / 'sweep.yaml'})")
     return "\n".join(lines)
