@@ -106,6 +106,12 @@ class Run:
     def seed(self) -> Any:
         return self.config.get("seed")
 
+    def nan_results(self) -> list[str]:
+        """'step S: domain metric' for every NaN result in metrics.csv (a run that diverged)."""
+        metrics = [c for c in self.table.columns if c not in TEXT_COLUMNS and c != "step"]
+        return [f"step {int(row['step'])}: {row['eval_domain']} {m}" for _, row in self.table.iterrows()
+                for m in metrics if row[m] != row[m]]
+
     def step_labels(self) -> dict[int, str]:
         """Step -> the domain trained in it ("init" for step 0, "joint" for a joint step)."""
         steps = self.table.drop_duplicates("step").sort_values("step")
