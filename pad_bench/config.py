@@ -228,6 +228,12 @@ def resolve_config(
     profile: str | None = None,
 ) -> dict:
     """The fully merged config for one run (not yet annotated with versions/git)."""
+    return apply_sets(layered_config(benchmark=benchmark, strategy=strategy, profile=profile), sets)
+
+
+def layered_config(*, benchmark: str, strategy: str, profile: str | None = None) -> dict:
+    """Defaults, benchmark, strategy YAMLs and profiles merged: resolve_config before --set. A sweep
+    makes it once per benchmark, strategy and profile and copies it for every run."""
     cfg = nested(load_layer(DEFAULTS_FILE).values)
     bench = benchmark_layer(benchmark)
     merge_layer(cfg, bench.values, bench.source, allow_new=True)
@@ -253,6 +259,11 @@ def resolve_config(
             )
         merge_layer(cfg, profiles[name], f"{layers[-1].source} profile '{name}'", allow_new=True)
     cfg["profile"] = chosen or ""
+    return cfg
+
+
+def apply_sets(cfg: dict, sets: dict[str, Any] | None) -> dict:
+    """Merge the --set overrides into a layered config (in place) and validate it."""
     if sets:
         merge_layer(cfg, sets, "--set", allow_new=False)
     validate(cfg)
