@@ -24,13 +24,14 @@ INSTANCE_VARIABLE = "PAD_BENCH_RAY_INSTANCE"
 GRACE_SECONDS = 5.0
 
 
-def instance_pids(temp_dir: str) -> list[int]:
-    """Processes (other than this one) of this Ray instance: their environment names it, or they hold a
-    file under its temp dir open (Ray starts its agents with an environment of its own making, but
-    each writes its logs there)."""
+def instance_pids(temp_dir: str, spare: tuple[int, ...] = ()) -> list[int]:
+    """Processes (other than this one and `spare`) of this Ray instance: their environment names it, or
+    they hold a file under its temp dir open (Ray starts its agents with an environment of its own
+    making, but each writes its logs there; so does the driver, which is spared)."""
     marker = f"{INSTANCE_VARIABLE}={temp_dir}".encode() + b"\0"
+    skip = {os.getpid(), *spare}
     return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and int(p.name) != os.getpid() and _belongs(p, marker, temp_dir + os.sep)]
+            if p.name.isdigit() and int(p.name) not in skip and _belongs(p, marker, temp_dir + os.sep)]
 
 
 def _belongs(proc: Path, marker: bytes, inside: str) -> bool:
@@ -42,15 +43,15 @@ def _belongs(proc: Path, marker: bytes, inside: str) -> bool:
         return False
 
 
-def stop_instance(temp_dir: str) -> list[int]:
-    """SIGTERM every process of the instance, SIGKILL what is left after GRACE_SECONDS, remove the temp
-    dir; returns the pids that were found."""
-    found = instance_pids(temp_dir)
+def stop_instance(temp_dir: str, spare: tuple[int, ...] = ()) -> list[int]:
+    """SIGTERM every process of the instance but `spare`, SIGKILL what is left after GRACE_SECONDS, remove
+    the temp dir; returns the pids that were found."""
+    found = instance_pids(temp_dir, spare)
     _signal(found, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < deadline and instance_pids(temp_dir):
+    while time.monotonic() < deadline and instance_pids(temp_dir, spare):
         time.sleep(0.1)
-    _signal(instance_pids(temp_dir), signal.SIGKILL)
+    _signal(instance_pids(temp_dir, spare), signal.SIGKILL)
     shutil.rmtree(temp_dir, ignore_errors=True)
     return found
 
@@ -70,9 +71,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m pad_bench.sweep.reaper [--now] /tmp/pad-bench-ray-XXXX", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the driver must not stop the cleanup
+    driver = () if now else (os.getppid(),)  # alive when it closed the pipe itself: it is waiting for us
     if not now:
         sys.stdin.buffer.read()  # returns when the driver closes the pipe or dies
-    stop_instance(args[0])
+    stop_instance(args[0], driver)
     return 0
 
 
