@@ -87,20 +87,37 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """torch.save atomically, through a Python file object. A failed write is a UserError: torch wraps
-    the file's OSError into a RuntimeError ("PytorchStreamWriter failed writing file"), which on a
-    full disk is the only sign of it."""
+    """torch.save atomically, through a Python file object. A failed write is a one-line UserError:
+    torch turns the file's OSError (a full disk) into a RuntimeError of its zip writer ("unexpected
+    pos ...", "PytorchStreamWriter failed writing file ..."), with the OSError as its context."""
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             try:
                 torch.save(obj, f)
             except RuntimeError as e:
-                if "write" not in str(e):
+                cause = _os_error_in(e)
+                if cause is not None:
+                    raise cause from None  # atomic_write names the path and the cause
+                if not any(mark in str(e) for mark in _TORCH_WRITER_ERRORS):
                     raise
                 raise UserError(f"cannot write {path} ({str(e).strip().splitlines()[0]}); if the disk is full, "
                                 "free some space, then continue with --resume") from None
 
     atomic_write(path, write)
+
+
+_TORCH_WRITER_ERRORS = ("inline_container", "PytorchStreamWriter")
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError an exception was raised from or while handling, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def save_checkpoint(folder: Path, step: int, state: dict, epoch: int | None = None) -> Path:
