@@ -354,7 +354,7 @@ def _bounds(low: float | None, high: float | None, above: bool, below: bool) -> 
     return f"in {'(' if above else '['}{low}, {high}{')' if below else ']'}"
 
 
-# ---- every number finite; shared strategy keys in range (issue 25) ----------------------------
+# ---- every number finite; shared strategy keys in range ----------------------------------------
 # Keys of the strategy section that several methods share, by the last part of their name:
 # (pattern, lowest, highest, lowest excluded, highest excluded). A method's own keys are its own.
 STRATEGY_RANGES = (

@@ -45,13 +45,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
 
 def _disk_error(e: OSError, path: Path) -> UserError:
     if e.errno in _FULL_DISK:
-        return full_disk_error(path)
+        return UserError(f"no space left on {path.parent} (writing {path.name}); free some space, "
+                         f"then continue with --resume")
     return UserError(f"cannot write {path}: {e.strerror or e}")
-
-
-def full_disk_error(path: Path) -> UserError:
-    return UserError(f"no space left on {path.parent} (writing {path.name}); free some space, "
-                     f"then continue with --resume")
 
 
 def _umask() -> int:

@@ -40,7 +40,7 @@ def test_a_run_fits_when_one_alive_node_holds_it():
 
 def test_a_cluster_that_shrinks_stops_the_sweep_after_a_minute_naming_the_resource():
     now = [0.0]
-    watch = PlacementWatch(Resources(cpus=4), "auto", clock=lambda: now[0])
+    watch = PlacementWatch(Resources(cpus=4), clock=lambda: now[0])
     nodes = [node(4)]
     asked = []
 

@@ -48,7 +48,7 @@ def run_sweep(state: SweepState, runs: Sequence[SweepRun], resources: Resources,
             state.update(run.name, status=PENDING)
         state.save()
         failed: list[str] = []
-        watch = PlacementWatch(resources, address)
+        watch = PlacementWatch(resources)
         with tqdm(total=len(runs), unit="run", desc="sweep", disable=not progress, file=out,
                   dynamic_ncols=True) as bar:
             while pending:
@@ -147,8 +147,8 @@ class PlacementWatch:
     PLACEMENT_SECONDS and no alive node can hold a run any more, the sweep stops with the reason
     instead of waiting forever."""
 
-    def __init__(self, resources: Resources, address: str | None, clock=time.monotonic):
-        self.resources, self.address, self.clock = resources, address, clock
+    def __init__(self, resources: Resources, clock=time.monotonic):
+        self.resources, self.clock = resources, clock
         self.since = clock()
 
     def check(self, *, progressed: bool, nodes) -> None:

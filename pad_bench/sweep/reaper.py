@@ -6,8 +6,8 @@ after a timeout (minutes), and nothing removes the instance's temp dir. The driv
 as a child in a session of its own, holding the write end of its stdin: when the driver exits or is
 killed, the pipe closes and the script ends every process of that instance. Those processes are found
 by a variable in their environment (`INSTANCE_VARIABLE`, set to the temp dir), which the raylet and
-its workers inherit, or by the log files they hold open under the temp dir (the agents). Standard library only, so it runs as a
-plain script whatever the driver's import path is.
+its workers inherit, or by the log files they hold open under the temp dir (the agents). Standard
+library only, so it runs as a plain script whatever the driver's import path is.
 
 By hand (e.g. after the reaper itself was killed):  python -m pad_bench.sweep.reaper --now TEMP_DIR
 """
