@@ -70,12 +70,12 @@ def read_yaml(path: str | Path, what: str) -> Any:
     """A user's YAML file (`what` names it in errors), parsed by StrictLoader; UserError in one line
     when it cannot be read, is not UTF-8 or is not valid YAML.
 
-    A file is parsed once per process while its size and modification time stay the same (a sweep
+    A file is parsed once per process while its inode, size and change times stay the same (a sweep
     resolves the same few layers for every run); callers get their own copy to change."""
     path = Path(path)
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
     except OSError:
         key = None  # read_text reports it
     if key not in _PARSED:
@@ -89,7 +89,7 @@ def read_yaml(path: str | Path, what: str) -> Any:
     return copy.deepcopy(_PARSED[key])
 
 
-_PARSED: dict[tuple[str, int, int], Any] = {}
+_PARSED: dict[tuple[str, int, int, int, int], Any] = {}
 
 
 def read_text(path: str | Path, what: str) -> str:
