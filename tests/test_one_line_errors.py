@@ -11,10 +11,9 @@ import torch
 
 from pad_bench.cli import main
 from pad_bench.errors import UserError
-from pad_bench.io import atomic_write_text
+from pad_bench.io import atomic_write, atomic_write_text
 from pad_bench.models.zoo import read_state_dict
 from pad_bench.registry import STRATEGIES, load_strategy_class, unknown_name_error
-from pad_bench.results.lock import LOCK_NAME
 from pad_bench.results.store import RunStore
 from pad_bench.training.checkpoint import save_torch
 
@@ -85,13 +84,11 @@ def test_any_os_error_while_writing_names_the_path_and_leaves_nothing(tmp_path):
             f.write("half")
         raise ro
 
-    from pad_bench.io import atomic_write
-
     with pytest.raises(UserError, match=rf"^cannot write {target}: Read-only file system$"):
         atomic_write(target, fail)
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"] and target.read_text() == "old"
+    (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=rf"^cannot write {tmp_path / 'file' / 'x.txt'}: "):
-        (tmp_path / "file").write_text("")
         atomic_write_text(tmp_path / "file" / "x.txt", "x")  # its folder is a file
 
 
