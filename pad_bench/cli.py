@@ -25,15 +25,25 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"pad-bench: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # a full disk outside the atomic writers (logs, TensorBoard)
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        print(f"pad-bench: error: no space left on {e.filename or 'the output disk'}; free some space, "
-              f"then continue with --resume", file=sys.stderr)
+    except OSError as e:  # the disk or folder outside the atomic writers (logs, TensorBoard, Ray's temp dir)
+        where = e.filename or "the output disk"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"pad-bench: error: no space left on {where}; free some space, then continue with "
+                  f"{_how_to_continue(args.command)}", file=sys.stderr)
+        else:
+            print(f"pad-bench: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pad-bench: interrupted; resume with --resume", file=sys.stderr)
+        print(f"pad-bench: interrupted; continue with {_how_to_continue(args.command)}", file=sys.stderr)
         return 130
+
+
+def _how_to_continue(command: str) -> str:
+    """After an interruption or a full disk: `run` has --resume; `sweep` skips finished runs and resumes
+    unfinished ones when run again; other commands are simply re-run."""
+    ways = {"run": "the same command plus --resume",
+            "sweep": "the same command (finished runs are skipped, unfinished ones resume)"}
+    return ways.get(command, "the same command")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from .errors import UserError
 from .paths import DEFAULTS_FILE, STRATEGIES_DIR
 from .registry import BENCHMARKS, METHODS, RECIPES, STRATEGY_FILES, load_strategy_class, unknown_name_error
+from .yamlio import parse_yaml, read_yaml
 # Sections whose contents are free-form per dataset/model: new keys may be introduced there by a
 # benchmark or strategy file (not by --set, which must name an existing key). The `strategy` section is
 # closed: its keys are the method's declared hyperparameters (pad_bench/hparams.py).
@@ -26,17 +28,7 @@ OPEN_SECTIONS = ("protocol.dataset_options", "model")
 
 
 def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -139,7 +131,7 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
             raise UserError(f"--set '{item}': expected key=value, e.g. --set train.epochs=2")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         out[key.strip()] = _number_or_str(value)
@@ -244,6 +236,12 @@ def resolve_config(
     profile: str | None = None,
 ) -> dict:
     """The fully merged config for one run (not yet annotated with versions/git)."""
+    return apply_sets(layered_config(benchmark=benchmark, strategy=strategy, profile=profile), sets)
+
+
+def layered_config(*, benchmark: str, strategy: str, profile: str | None = None) -> dict:
+    """Defaults, benchmark, strategy YAMLs and profiles merged: resolve_config before --set. A sweep
+    makes it once per benchmark, strategy and profile and copies it for every run."""
     cfg = nested(load_layer(DEFAULTS_FILE).values)
     bench = benchmark_layer(benchmark)
     merge_layer(cfg, bench.values, bench.source, allow_new=True)
@@ -272,9 +270,15 @@ def resolve_config(
             )
         merge_layer(cfg, profiles[name], f"{layers[-1].source} profile '{name}'", allow_new=True, origin=origin)
     cfg["profile"] = chosen or ""
+    check_hparams(cfg, origin)  # each value against its declaration, naming the file that set it
+    return cfg
+
+
+def apply_sets(cfg: dict, sets: dict[str, Any] | None) -> dict:
+    """Merge the --set overrides into a layered config (in place) and validate it."""
     if sets:
-        merge_layer(cfg, sets, "--set", allow_new=False, origin=origin)
-    check_hparams(cfg, origin)
+        merge_layer(cfg, sets, "--set", allow_new=False)
+        check_hparams(cfg, {key: "--set" for key in flatten(sets)})  # the layers' values passed already
     validate(cfg)
     return cfg
 
@@ -332,9 +336,7 @@ def validate(cfg: dict) -> None:
         raise UserError(f"benchmark.fingerprint must be stat or content, got {cfg['benchmark']['fingerprint']!r}")
     for key, low, high in RANGES:
         _check_range(key, get_dotted(cfg, key), low, high)
-    for key, value in flatten(cfg["strategy"], "strategy.").items():
-        if LR_KEY.search(key.rsplit(".", 1)[-1]):
-            _check_range(key, value, 0, None)
+    check_numbers(cfg)
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # train.precision: the dtype of autocast on CUDA (fp32: none)
@@ -351,10 +353,10 @@ RANGES = (
     ("train.eval_batch_size", 1, None),
     ("train.checkpoint_every_epochs", 0, None),
 )
-LR_KEY = re.compile(r"(^|_)lr($|_)")  # lr, prompt_lr, stage1_lr_min, ...: learning rates are never negative
 
 
 def _check_range(key: str, value: Any, low: float | None, high: float | None) -> None:
+    """Every number in value (a scalar, list or per-dataset table) within [low, high]."""
     if isinstance(value, dict):  # a per-dataset table: {dataset: value, default: value}
         value = list(value.values())
     for v in value if isinstance(value, list) else [value]:
@@ -363,10 +365,27 @@ def _check_range(key: str, value: Any, low: float | None, high: float | None) ->
             continue
         if v is None or isinstance(v, str):
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v \
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
                 or (low is not None and v < low) or (high is not None and v > high):
             bounds = f"between {low} and {high}" if high is not None else f">= {low}"
             raise UserError(f"{key} is {v!r}; it must be {bounds}")
+
+
+def check_numbers(cfg: dict) -> None:
+    """Refuse a NaN or infinite number anywhere in the config (the `strategy.*` ranges are the methods'
+    declarations, checked by check_hparams)."""
+    for key, value in flatten(cfg).items():
+        for v in _numbers(value):
+            if not math.isfinite(v):
+                raise UserError(f"{key} is {v!r}; give a finite number")
+
+
+def _numbers(value: Any) -> Iterable[float]:
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, (list, dict)):
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _numbers(v)
 
 
 def per_domain(value: Any, index: int) -> Any:

@@ -22,7 +22,8 @@ _FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call write(tmp_path), then rename tmp_path onto path, so readers never see a partial file.
 
-    A full disk is a UserError naming the folder; the temp file is removed and path is untouched."""
+    Any OSError (a full disk, a read-only folder) is a UserError naming the path; the temp file is
+    removed and path is untouched."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,11 +43,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         raise
 
 
-def _disk_error(e: OSError, path: Path) -> OSError | UserError:
+def _disk_error(e: OSError, path: Path) -> UserError:
     if e.errno in _FULL_DISK:
         return UserError(f"no space left on {path.parent} (writing {path.name}); free some space, "
                          f"then continue with --resume")
-    return e
+    return UserError(f"cannot write {path}: {e.strerror or e}")
 
 
 def _umask() -> int:

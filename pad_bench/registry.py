@@ -7,6 +7,7 @@ YAMLs, method folders, model configs, recipe layers). A name defined twice is an
 from __future__ import annotations
 
 import difflib
+import traceback
 from pathlib import Path
 from typing import Callable, Generic, Iterable, TypeVar
 
@@ -21,7 +22,11 @@ def unknown_name_error(kind: str, name: str, valid: Iterable[str]) -> UserError:
     valid = sorted(valid)
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    return UserError(f"unknown {kind} '{name}'.{hint} Valid {kind}s: {', '.join(valid) or '(none)'}")
+    return UserError(f"unknown {kind} '{name}'.{hint} Valid {_plural(kind)}: {', '.join(valid) or '(none)'}")
+
+
+def _plural(kind: str) -> str:
+    return kind[:-1] + "ies" if kind.endswith("y") and kind[-2:-1] not in "aeiou" else kind + "s"
 
 
 class Registry(Generic[T]):
@@ -109,8 +114,24 @@ def load_strategy_class(method: str):
     if method not in STRATEGIES:
         METHODS.path(method)  # an unknown method lists the valid ones
         strategies.__path__[:] = [str(d) for d in paths.strategy_dirs()]
-        importlib.import_module(f"{strategies.__name__}.{method}.strategy")
+        try:
+            importlib.import_module(f"{strategies.__name__}.{method}.strategy")
+        except Exception as e:  # the user's code: any error at import is theirs, reported where it is
+            raise UserError(f"cannot import method '{method}': {_where(e, METHODS.path(method).parent)}") from None
         if method not in STRATEGIES:
             raise UserError(f"{METHODS.path(method)} does not register a strategy named '{method}' "
                             f"(decorate its class with @register_strategy('{method}'))")
     return STRATEGIES.get(method)
+
+
+def _where(e: Exception, folder: Path) -> str:
+    """'FILE line N: Type: message' for an exception raised while importing a method folder: the
+    offending line itself for a SyntaxError, else the deepest frame inside the folder (its import
+    statement, for an error in a library it imports)."""
+    first = (str(e).strip().splitlines() or [""])[0]
+    if isinstance(e, SyntaxError):
+        return f"{e.filename} line {e.lineno}: {type(e).__name__}: {e.msg}"
+    frames = traceback.extract_tb(e.__traceback__)
+    inside = [f for f in frames if Path(f.filename).resolve().is_relative_to(folder.resolve())] or frames[-1:]
+    where = f"{inside[-1].filename} line {inside[-1].lineno}: " if inside else ""
+    return f"{where}{type(e).__name__}: {first}"

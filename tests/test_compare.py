@@ -210,3 +210,18 @@ def test_a_row_mixing_hardware_or_precision_warns_and_old_runs_still_group(tmp_p
             "and precision (fp32; bf16) across its seeds")
     assert [r.getMessage() for r in caplog.records if "mixes" in r.getMessage()][0].startswith(line)
     assert line in written["table.md"].read_text()
+
+
+def test_a_nan_result_is_named_in_a_warning_and_a_note(tmp_path, caplog):
+    """Issue 25 case 12: a seed that diverged (NaN in metrics.csv) is not averaged silently."""
+    runs = [write_fake_run(tmp_path, f"ft-s{s}", seed=s) for s in (0, 1)]
+    table = pd.read_csv(runs[1] / "metrics.csv")
+    table.loc[(table["step"] == 3) & (table["eval_domain"] == "msmt17"), "mAP"] = float("nan")
+    table.to_csv(runs[1] / "metrics.csv", index=False)
+    with caplog.at_level("WARNING", logger="pad_bench"):
+        md = compare_runs(runs, tmp_path / "out")["table.md"].read_text()
+    expected = ("run 'ft-s1' has 1 NaN result(s) in metrics.csv (first: step 3: msmt17 mAP): every mean it "
+                "enters shows –, and paired differences leave its seed out")
+    assert [r.getMessage() for r in caplog.records] == [expected]
+    assert expected in md
+    assert "| finetune (resnet50) | resnet50 | 2 |" in md  # both seeds listed; the msmt17 mean is missing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pad_bench.config import resolve_config
 from pad_bench.paths import PROJECT_ROOT
 from pad_bench.sweep.state import DONE, FAILED, read_attempts, read_entries
 from pad_bench.run.runner import execute
+from pad_bench.sweep import reaper
 from ray_cluster import LOOPBACK_HOSTS, LoopbackCluster, kill_tree, process_tree, tcp_endpoints
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray test at a time, same worker
@@ -145,3 +147,42 @@ def test_local_instance_reports_a_bad_run_without_retrying_it(synth_root, tmp_pa
     assert entries[bad]["attempts"] == 1  # a user error is not retried
     assert [a["threads"] for a in read_attempts(out, good)] == [2]  # torch threads = the run's CPUs
     assert not list(Path("/tmp").glob(f"pad-bench-ray-*/session_*/logs/*{proc.pid}*"))  # temp dir removed
+
+
+def test_a_killed_driver_leaves_no_ray_process_and_the_same_command_finishes(synth_root, tmp_path):
+    """Issue 25 case 10: SIGKILL the driver mid-run; its reaper ends the local instance and removes the temp dir."""
+    spec = write_spec(tmp_path / "one.yaml", synth_root)
+    out = tmp_path / "sweep"
+    proc = start_sweep(spec, out, None, "--cpus", "1")
+    try:
+        temp_dir = None
+        deadline = time.monotonic() + SWEEP_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline and not (temp_dir and read_attempts(out, RUN)):
+            temp_dir = temp_dir or _reaper_temp_dir(proc.pid)
+            time.sleep(0.1)
+        assert temp_dir and reaper.instance_pids(temp_dir), "the run did not start"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        deadline = time.monotonic() + reaper.GRACE_SECONDS + 15
+        while (reaper.instance_pids(temp_dir) or Path(temp_dir).exists()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not reaper.instance_pids(temp_dir) and not Path(temp_dir).exists()
+    finally:
+        kill_tree(proc.pid, graceful=False)
+    rc, stdout, stderr = finish(start_sweep(spec, out, None, "--cpus", "1"))
+    assert rc == 0, stderr
+    assert [e["status"] for e in read_entries(out)] == [DONE]
+
+
+RUN = "finetune-synth-s0"
+
+
+def _reaper_temp_dir(driver: int) -> str | None:
+    for pid in process_tree(driver):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if any(a.endswith("reaper.py") for a in argv):
+            return argv[-2] if argv[-1] == "" else argv[-1]
+    return None

@@ -174,3 +174,34 @@ def test_cli_help_imports_neither_ray_nor_torch():
     out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True,
                          cwd=PROJECT_ROOT)
     assert json.loads(out.stdout) == []
+
+
+def test_a_changed_spec_keeps_the_finished_runs_of_the_earlier_one(tmp_path, capsys):
+    """Issue 25 case 2: seeds [0, 1] finished, then the same --out with seeds [0]."""
+    both = load_spec(write_spec(tmp_path, "both", seeds=[0, 1]))
+    sweep = tmp_path / "sweep"
+    state = SweepState.open(sweep, both, both.expand())
+    for name in state.entries:
+        (sweep / name).mkdir(parents=True)
+        for file in ("config.yaml", "summary.json"):
+            (sweep / name / file).write_text("{}")
+        state.update(name, status=DONE, seen_avg_mAP=10.0)
+    state.save()
+
+    one = write_spec(tmp_path, "one", seeds=[0])
+    assert main(["sweep", str(one), "--out", str(sweep), "--dry-run"]) == 0
+    assert "1 run(s) of an earlier spec stay recorded in sweep.yaml, not run: finetune-synth-s1" in capsys.readouterr().out
+    narrowed = SweepState.open(sweep, load_spec(one), load_spec(one).expand())
+    assert narrowed.earlier() == ["finetune-synth-s1"]
+    narrowed.save()
+    entries = {e["name"]: e for e in read_entries(sweep)}
+    assert entries["finetune-synth-s1"]["status"] == DONE and entries["finetune-synth-s1"]["in_spec"] is False
+    assert entries["finetune-synth-s0"]["in_spec"] is True
+
+    runs, _, _ = expand_compare_inputs([sweep], None)
+    assert runs == [sweep / "finetune-synth-s0"]
+    assert ("left out 1 finished run(s) of an earlier spec, not in the current one (finetune-synth-s1)"
+            in capsys.readouterr().out)
+
+    again = SweepState.open(sweep, both, both.expand())  # the earlier spec again: nothing to re-run
+    assert again.earlier() == [] and all(again.is_complete(n) for n in again.entries)

@@ -31,6 +31,43 @@ def test_out_of_range_values_are_refused(key, value, expected):
         resolve_config(benchmark="synth", strategy="finetune", sets={key: value})
 
 
+@pytest.mark.parametrize("key, value, expected", [
+    ("strategy.lr", float("inf"), r"strategy.lr is inf; it must be >= 0 \(a finite number\)"),
+    ("strategy.lr", float("nan"), r"strategy.lr is nan; it must be >= 0 \(a finite number\)"),
+    ("train.random_erasing", float("nan"), "train.random_erasing is nan"),
+    ("strategy.warmup_factor", -1, r"strategy.warmup_factor is -1; it must be > 0 and <= 1"),
+    ("strategy.warmup_factor", 0.0, r"strategy.warmup_factor is 0.0; it must be > 0 and <= 1"),
+    ("strategy.warmup_factor", 1.5, r"strategy.warmup_factor is 1.5"),
+    ("strategy.gamma", 0.0, "strategy.gamma is 0.0; it must be > 0"),
+    ("strategy.label_smoothing", 1.0, r"strategy.label_smoothing is 1.0; it must be >= 0 and < 1"),
+    ("strategy.momentum", 1.1, "strategy.momentum is 1.1; it must be >= 0 and <= 1"),
+    ("strategy.triplet_weight", -1.0, "strategy.triplet_weight is -1.0; it must be >= 0"),
+    ("strategy.weight_decay", -1e-4, "strategy.weight_decay is -0.0001"),
+    ("strategy.milestones", [24, -1], r"strategy.milestones is \[24, -1\]; it must be >= 0"),
+])
+def test_non_finite_and_shared_strategy_values_are_refused(key, value, expected):
+    with pytest.raises(UserError, match=expected):
+        resolve_config(benchmark="synth", strategy="finetune", sets={key: value})
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("strategy.texkd_temperature", 0.0, "strategy.texkd_temperature is 0.0; it must be > 0"),
+    ("strategy.stage1_warmup_epochs", -1, "strategy.stage1_warmup_epochs is -1"),
+])
+def test_shared_ranges_hold_for_a_methods_own_keys(key, value, expected):
+    with pytest.raises(UserError, match=expected):
+        resolve_config(benchmark="synth", strategy="pad", sets={key: value})
+
+
+def test_an_infinite_learning_rate_is_refused_by_the_sweep_dry_run(tmp_path, capsys):
+    spec = tmp_path / "inf.yaml"
+    spec.write_text("benchmarks: [synth]\nstrategies: [finetune]\nset: {strategy.lr: .inf}\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "sw"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "strategy.lr is inf; it must be >= 0" in err
+    assert not (tmp_path / "sw").exists()
+
+
 def test_every_learning_rate_is_checked():
     with pytest.raises(UserError, match=r"strategy.prompt_lr is -0.005"):
         resolve_config(benchmark="synth", strategy="pad", sets={"strategy.prompt_lr": -5e-3})

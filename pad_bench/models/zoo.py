@@ -79,7 +79,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # every reader has its own error types; all mean "not a weights file"
-        raise UserError(f"cannot read weights file '{path}' ({type(e).__name__}: {_first_line(e)}); "
+        raise UserError(f"cannot read weights file '{path}' ({torch_load_refusal(e)}); "
                         f"is it a complete, uncorrupted checkpoint?") from None
     if isinstance(sd, Mapping) and isinstance(sd.get("state_dict"), Mapping):
         sd = sd["state_dict"]
@@ -123,6 +123,14 @@ def _check_image_size(size: Any) -> tuple[int, int]:
             and all(isinstance(s, int) and s > 0 for s in size)):
         raise UserError(f"image_size {size!r} must be two positive ints [height, width], e.g. [256, 128]")
     return int(size[0]), int(size[1])
+
+
+def torch_load_refusal(e: Exception) -> str:
+    """Why torch.load(weights_only=True) failed, in a few words. torch's own message for a pickle holding
+    arbitrary objects advises weights_only=False, which would let the file run code: not quoted."""
+    if "weights_only" in str(e):
+        return "it holds objects other than tensors and plain values, refused for safety"
+    return f"{type(e).__name__}: {_first_line(e)}"
 
 
 def _first_line(e: object, limit: int = 200) -> str:

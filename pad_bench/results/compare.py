@@ -90,6 +90,13 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, force: bool = False, p
     for line in mixed_rows(groups):
         log.warning(line)
         notes.append((MIXED_MARKER, line))
+    for r in runs:
+        nan = r.nan_results()
+        if nan:
+            text = (f"run '{r.name}' has {len(nan)} NaN result(s) in metrics.csv (first: {nan[0]}): every mean it "
+                    f"enters shows –, and paired differences leave its seed out")
+            log.warning("%s", text)
+            notes.append(("", text))
     for r in unfinished:
         log.warning("left out unfinished run %s (step %d of %d)", r.path, r.last_step, r.total_steps)
         notes.append(("", f"not compared: run '{r.name}' is unfinished (step {r.last_step} of {r.total_steps})"))

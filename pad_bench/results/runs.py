@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import UserError
 from ..metrics.lifelong import JOINT, lifelong_summary, results_matrix
 from .store import recorded_precision
+from ..yamlio import read_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +120,12 @@ class Run:
     def seed(self) -> Any:
         return self.config.get("seed")
 
+    def nan_results(self) -> list[str]:
+        """'step S: domain metric' for every NaN result in metrics.csv (a run that diverged)."""
+        metrics = [c for c in self.table.columns if c not in TEXT_COLUMNS and c != "step"]
+        return [f"step {int(row['step'])}: {row['eval_domain']} {m}" for _, row in self.table.iterrows()
+                for m in metrics if row[m] != row[m]]
+
     def step_labels(self) -> dict[int, str]:
         """Step -> the domain trained in it ("init" for step 0, "joint" for a joint step)."""
         steps = self.table.drop_duplicates("step").sort_values("step")
@@ -138,19 +145,18 @@ class Run:
 def load_run(run_dir: str | Path) -> Run:
     """Read config.yaml, metrics.csv and (if present) summary.json; UserError when a file is missing or bad."""
     import pandas as pd
-    import yaml
 
     run_dir = Path(run_dir)
     for required in ("config.yaml", "metrics.csv"):
         if not (run_dir / required).is_file():
             raise UserError(f"run directory {run_dir} has no {required}; pass the folder of a finished run")
     try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        config = read_yaml(run_dir / "config.yaml", "run config") or {}
         table = pd.read_csv(run_dir / "metrics.csv", dtype={c: str for c in TEXT_COLUMNS})
         saved = _read_json(run_dir / "summary.json")
     except pd.errors.EmptyDataError:
         raise UserError(f"{run_dir / 'metrics.csv'} is empty: the run has no results yet") from None
-    except (yaml.YAMLError, pd.errors.ParserError, json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (pd.errors.ParserError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"run directory {run_dir} has an unreadable file: {e}") from None
     if table.empty or "step" not in table.columns:
         raise UserError(f"{run_dir / 'metrics.csv'} has no result rows yet")

@@ -19,6 +19,7 @@ import yaml
 from ..errors import UserError
 from ..io import TEMP_SUFFIX, atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ..paths import PROJECT_ROOT
+from ..yamlio import read_yaml
 from .lock import LOCK_NAME, RunLock
 
 log = logging.getLogger("pad_bench")
@@ -66,6 +67,9 @@ class RunStore:
         except FileExistsError:
             if not path.is_dir():
                 raise UserError(f"{path} exists and is not a directory; choose another --name") from None
+            _refuse_foreign(path)  # before the lock: a refused folder gets no lock file
+        except OSError as e:
+            raise UserError(f"cannot create run directory {path}: {e.strerror}; choose a writable --out") from None
         store = cls(path, RunLock.acquire(path), created)
         try:
             store._check_contents(resume)
@@ -84,10 +88,7 @@ class RunStore:
             for tmp in remove_stale_temp_files(path):
                 log.info("removed stale temp file %s", tmp)
             return
-        leftovers = [p for p in path.iterdir() if p.name not in STARTUP_FILES and not p.name.endswith(TEMP_SUFFIX)]
-        if leftovers:
-            raise UserError(f"{path} already exists and holds {leftovers[0].name} but no config.yaml: it is "
-                            f"not a pad-bench run; choose another --name")
+        _refuse_foreign(path)
         if resume and not self.created:
             print(f"{path} has no config.yaml (the run never got past start-up): starting it", flush=True)
         for p in path.iterdir():
@@ -113,7 +114,7 @@ class RunStore:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
 
     def read_config(self) -> dict:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        return read_yaml(self.path / "config.yaml", "run config")
 
     def check_same_run(self, cfg: dict) -> None:
         """On resume the settings that shape results must not change."""
@@ -143,6 +144,16 @@ class RunStore:
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)
+
+
+def _refuse_foreign(path: Path) -> None:
+    """A folder that is neither a run nor a run half-made at start-up is not ours to write into."""
+    if (path / "config.yaml").exists():
+        return
+    leftovers = [p for p in path.iterdir() if p.name not in STARTUP_FILES and not p.name.endswith(TEMP_SUFFIX)]
+    if leftovers:
+        raise UserError(f"{path} already exists and holds {leftovers[0].name} but no config.yaml: it is "
+                        f"not a pad-bench run; choose another --name")
 
 
 def _comparable(cfg: dict, key: str):

@@ -22,13 +22,21 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
         raise UserError("--cpus sizes the local Ray instance; a cluster joined with --address has its own CPUs")
     if retries < 0:
         raise UserError(f"--retries must be >= 0, got {retries}")
+    if cpus is not None and cpus < 1:
+        raise UserError(f"--cpus must be >= 1, got {cpus}")
     spec = load_spec(spec_path)
+    if cpus is not None and spec.resources.cpus > cpus:
+        raise UserError(f"{spec.path}: each run asks for {spec.resources.cpus:g} CPUs (resources.cpus) but the local "
+                        f"Ray instance gets {cpus} (--cpus): no run could start; lower resources.cpus or raise --cpus")
     runs = spec.expand()
     check_strategy_settings(spec, runs)
     directory = (out or DEFAULT_PARENT / spec.name).resolve()
     state = SweepState.open(directory, spec, runs)
     todo = [r for r in runs if not state.is_complete(r.name)]
     print(f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(todo)} finished, {len(todo)} to run -> {directory}")
+    earlier = state.earlier()
+    if earlier:
+        print(f"  {len(earlier)} run(s) of an earlier spec stay recorded in sweep.yaml, not run: {', '.join(earlier)}")
     if dry_run:
         for run in runs:
             print(f"  {run.name:<48} {state.entries[run.name]['status']}")

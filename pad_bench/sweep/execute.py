@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
+import subprocess
+import sys
 import tempfile
-from pathlib import Path
+import time
 from typing import Any, Sequence, TextIO
 
 from ..errors import UserError
+from . import reaper as reaper_script
 from .loopback import LOOPBACK, keep_loopback
 from .spec import Resources, SweepRun
 from .state import DONE, FAILED, PENDING, RUNNING, SweepState
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20  # tasks pass configs and small result dicts only
 POLL_SECONDS = 1.0
+PLACEMENT_SECONDS = 60.0  # how long a sweep waits without progress before checking that its runs still fit
 
 
 def run_sweep(state: SweepState, runs: Sequence[SweepRun], resources: Resources, *, address: str | None = None,
@@ -31,8 +34,9 @@ def run_sweep(state: SweepState, runs: Sequence[SweepRun], resources: Resources,
     import ray
     from tqdm.auto import tqdm
 
-    temp_dir = _connect(address, cpus)
+    reaper = _connect(address, cpus)
     try:
+        refuse_unplaceable(resources, ray.nodes(), address)
         task = ray.remote(_task_body())
         opts = {"num_cpus": resources.cpus, "num_gpus": resources.gpus, "max_retries": retries,
                 "retry_exceptions": False, "scheduling_strategy": "SPREAD"}
@@ -43,11 +47,13 @@ def run_sweep(state: SweepState, runs: Sequence[SweepRun], resources: Resources,
             state.update(run.name, status=PENDING)
         state.save()
         failed: list[str] = []
+        watch = PlacementWatch(resources)
         with tqdm(total=len(runs), unit="run", desc="sweep", disable=not progress, file=out,
                   dynamic_ncols=True) as bar:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
                 changed = state.refresh_attempts()
+                watch.check(progressed=changed or bool(ready), nodes=ray.nodes)
                 for ref in ready:
                     run = pending.pop(ref)
                     result = _result(ray, ref)
@@ -66,8 +72,9 @@ def run_sweep(state: SweepState, runs: Sequence[SweepRun], resources: Resources,
                 entry["status"] = PENDING
         state.save()
         ray.shutdown()
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        if reaper:  # it stops what is left of the local instance and removes its temp dir
+            reaper.stdin.close()
+            reaper.wait()
 
 
 def _task_body():
@@ -76,8 +83,9 @@ def _task_body():
     return run_one
 
 
-def _connect(address: str | None, cpus: int | None) -> str | None:
-    """ray.init for a cluster address or a local instance; returns the local instance's temp dir."""
+def _connect(address: str | None, cpus: int | None) -> subprocess.Popen | None:
+    """ray.init for a cluster address or a local instance; returns the local instance's reaper
+    (reaper.py): closing its stdin, or the end of this process, stops the instance."""
     import ray
 
     keep_loopback()
@@ -96,9 +104,64 @@ def _connect(address: str | None, cpus: int | None) -> str | None:
 
         Config.initialize("")  # Ray caches the auth mode when imported
     temp_dir = tempfile.mkdtemp(prefix="pad-bench-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
-             object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
-    return temp_dir
+    reaper = subprocess.Popen([sys.executable, reaper_script.__file__, temp_dir], stdin=subprocess.PIPE,
+                              start_new_session=True)
+    os.environ[reaper_script.INSTANCE_VARIABLE] = temp_dir  # inherited by every process Ray starts
+    try:
+        ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK, _temp_dir=temp_dir,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+    except BaseException:
+        reaper.stdin.close()
+        raise
+    finally:
+        del os.environ[reaper_script.INSTANCE_VARIABLE]
+    return reaper
+
+
+def largest_node(nodes: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The most CPUs and GPUs any one alive node of the cluster has."""
+    alive = [n.get("Resources") or {} for n in nodes if n.get("Alive")]
+    return {r: max((float(n.get(r, 0)) for n in alive), default=0.0) for r in ("CPU", "GPU")}
+
+
+def unplaceable(resources: Resources, nodes: Sequence[dict[str, Any]]) -> str | None:
+    """Why no alive node can run a run asking for `resources` (naming the resource), or None."""
+    most = largest_node(nodes)
+    for key, resource, asked in (("cpus", "CPU", resources.cpus), ("gpus", "GPU", resources.gpus)):
+        if asked > most[resource]:
+            return (f"each run asks for {asked:g} {resource}s (resources.{key}) but the largest node of the Ray "
+                    f"cluster has {most[resource]:g}")
+    return None
+
+
+def refuse_unplaceable(resources: Resources, nodes: Sequence[dict[str, Any]], address: str | None) -> None:
+    why = unplaceable(resources, nodes)
+    if why:
+        fix = "add such a node to the cluster" if address else "for CPUs, raise --cpus"
+        raise UserError(f"{why}: no run could start; lower resources in the spec (or {fix})")
+
+
+class PlacementWatch:
+    """A joined cluster can shrink while a sweep waits: when nothing has started or finished for
+    PLACEMENT_SECONDS and no alive node can hold a run any more, the sweep stops with the reason
+    instead of waiting forever."""
+
+    def __init__(self, resources: Resources, clock=time.monotonic):
+        self.resources, self.clock = resources, clock
+        self.since = clock()
+
+    def check(self, *, progressed: bool, nodes) -> None:
+        """`nodes` is called (ray.nodes) only after PLACEMENT_SECONDS without progress."""
+        if progressed:
+            self.since = self.clock()
+            return
+        if self.clock() - self.since < PLACEMENT_SECONDS:
+            return
+        why = unplaceable(self.resources, nodes())
+        if why:
+            raise UserError(f"no run could be placed for {PLACEMENT_SECONDS:.0f} s: {why} now; re-run the same "
+                            f"command when the cluster has such a node (finished runs are skipped)")
+        self.since = self.clock()
 
 
 def _result(ray, ref) -> dict[str, Any]:
@@ -121,7 +184,8 @@ def finished_line(name: str, entry: dict[str, Any]) -> str:
 
 
 def failure_summary(state: SweepState, failed: Sequence[str]) -> str:
-    lines = [f"{len(failed)} of {len(state.entries)} runs failed (not retried: errors of the run itself):"]
+    current = len(state.entries) - len(state.earlier())
+    lines = [f"{len(failed)} of {current} runs failed (not retried: errors of the run itself):"]
     lines += [f"  {name}: {one_line(state.entries[name].get('error'))}" for name in failed]
     lines.append(f"fix the cause and re-run the same command: finished runs are skipped (state: {state.directory / 'sweep.yaml'})")
     return "\n".join(lines)

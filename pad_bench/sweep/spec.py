@@ -13,6 +13,7 @@ value is reported as one line naming the run and the key.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import itertools
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import flatten, load_yaml, resolve_config
+from ..config import apply_sets, flatten, layered_config, load_yaml
 from ..errors import UserError
 
 SPEC_KEYS = ("benchmarks", "strategies", "seeds", "profiles", "set", "grid", "resources")
@@ -82,6 +83,7 @@ class SweepSpec:
         keys = list(self.grid)
         labels = _short_keys(keys)
         for bench, strat, profile in itertools.product(self.benchmarks, self.strategies, self.profiles):
+            layered = self._layered(bench, strat, profile)
             for values in itertools.product(*(self.grid[k] for k in keys)):
                 point = dict(zip(keys, values))
                 for seed in self.seeds:
@@ -89,17 +91,24 @@ class SweepSpec:
                     parts += [f"{labels[k]}={_fmt_value(v)}" for k, v in point.items()] + [f"s{seed}"]
                     name = _UNSAFE.sub("_", "-".join(parts))
                     runs.append(SweepRun(name, bench, strat, profile, seed, dict(point),
-                                         self._resolve(name, bench, strat, profile, seed, point)))
+                                         self._resolve(name, layered, seed, point)))
         _check_unique(runs, self.path)
         return runs
 
-    def _resolve(self, name: str, bench: str, strat: str, profile: str | None, seed: int,
-                 point: dict[str, Any]) -> dict:
+    def _layered(self, bench: str, strat: str, profile: str | None) -> dict:
+        try:
+            return layered_config(benchmark=bench, strategy=strat, profile=profile)
+        except UserError as e:
+            raise UserError(f"{self.path}: {strat} on {bench}{f' (profile {profile})' if profile else ''}: {e}") from None
+
+    def _resolve(self, name: str, layered: dict, seed: int, point: dict[str, Any]) -> dict:
+        """The run's config: a copy of its layered config with the spec's sets, the grid point and the seed
+        (as resolve_config would make it, without reading the files again)."""
         sets = {**self.sets, **point, "seed": seed}
         if self.resources.gpus > 0:
             sets.setdefault("device", "cuda")
         try:
-            cfg = resolve_config(benchmark=bench, strategy=strat, sets=sets, profile=profile)
+            cfg = apply_sets(copy.deepcopy(layered), sets)
         except UserError as e:
             raise UserError(f"{self.path}: run {name}: {e}") from None
         if str(cfg["device"]).startswith("cuda") and self.resources.gpus <= 0:

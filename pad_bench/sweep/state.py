@@ -15,6 +15,7 @@ import yaml
 
 from ..errors import UserError
 from ..io import atomic_write_json, atomic_write_text
+from ..yamlio import read_yaml
 from .spec import SweepRun, SweepSpec
 
 STATE_FILE = "sweep.yaml"
@@ -24,7 +25,9 @@ RESULT_FIELDS = ("seen_avg_mAP", "unseen_avg_mAP", "seconds", "error")
 
 
 class SweepState:
-    """sweep.yaml in memory: one entry (a dict) per run of the current spec, in spec order."""
+    """sweep.yaml in memory: one entry (a dict) per run of the current spec, in spec order, then the
+    entries of runs that an earlier spec of this directory had and the current one has not
+    (`in_spec: false`): they are kept, never run, so that no finished run drops out of the record."""
 
     def __init__(self, directory: Path, header: dict[str, Any], entries: list[dict[str, Any]]):
         self.directory = Path(directory)
@@ -38,9 +41,9 @@ class SweepState:
         entries = []
         for run in runs:
             entry = {"name": run.name, "benchmark": run.benchmark, "strategy": run.strategy, "profile": run.profile,
-                     "seed": run.seed, "grid": run.grid, "config_sha256": run.config_sha256,
+                     "seed": run.seed, "grid": run.grid, "config_sha256": run.config_sha256, "in_spec": True,
                      "status": PENDING, "attempts": 0, "node": None, "resumed": False}
-            prev = old.get(run.name)
+            prev = old.pop(run.name, None)
             started = (Path(directory) / run.name / "config.yaml").is_file()
             if prev and prev.get("config_sha256") != run.config_sha256 and started:
                 raise UserError(f"{directory} holds run {run.name} made with another config (the spec changed "
@@ -50,9 +53,14 @@ class SweepState:
                 if entry["status"] == RUNNING:
                     entry["status"] = PENDING  # the sweep that ran it was stopped
             entries.append(entry)
+        entries += [{**e, "in_spec": False} for e in old.values()]
         header = {"spec": str(spec.path), "grid_keys": list(spec.grid),
                   "resources": {"cpus": spec.resources.cpus, "gpus": spec.resources.gpus}}
         return cls(directory, header, entries)
+
+    def earlier(self) -> list[str]:
+        """Runs recorded by an earlier spec of this directory that the current spec does not have."""
+        return [name for name, e in self.entries.items() if e.get("in_spec") is False]
 
     def run_dir(self, name: str) -> Path:
         return self.directory / name
@@ -91,12 +99,9 @@ def read_entries(directory: str | Path) -> list[dict[str, Any]]:
 
 def read_sweep(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / STATE_FILE
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}; is {directory} a sweep directory?") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({e}); the file is written by `pad-bench sweep`") from None
+    if not path.is_file():
+        raise UserError(f"{directory} has no {STATE_FILE}; is it a sweep directory?")
+    doc = read_yaml(path, "sweep state")
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
         raise UserError(f"{path} has no 'runs' list; it is not a pad-bench sweep file")
     return doc
@@ -137,12 +142,17 @@ def expand_compare_inputs(paths: Sequence[Path], out: Path | None) -> tuple[list
             runs.append(path)
             continue
         doc = read_sweep(path)
-        finished = [path / e["name"] for e in doc["runs"] if e.get("status") == DONE]
+        current = [e for e in doc["runs"] if e.get("in_spec") is not False]
+        finished = [path / e["name"] for e in current if e.get("status") == DONE]
+        earlier = [e["name"] for e in doc["runs"] if e.get("in_spec") is False and e.get("status") == DONE]
+        if earlier:
+            print(f"compare: {path}: left out {len(earlier)} finished run(s) of an earlier spec, not in the current "
+                  f"one ({', '.join(earlier)}); name their run directories to include them")
         if not finished:
             raise UserError(f"sweep {path} has no finished run yet; run `pad-bench sweep` on its spec first")
-        left = len(doc["runs"]) - len(finished)
+        left = len(current) - len(finished)
         if left:
-            print(f"compare: {path}: {left} of {len(doc['runs'])} runs are not finished; comparing the others")
+            print(f"compare: {path}: {left} of {len(current)} runs are not finished; comparing the others")
         runs += finished
         keys += [k for k in doc.get("grid_keys") or [] if k not in keys]
     if out is None:

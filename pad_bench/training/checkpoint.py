@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..errors import UserError
 from ..io import atomic_write
+from ..models.zoo import torch_load_refusal
 
 KEEP = 2  # boundary checkpoints kept: the newest and the previous good one
 _NAME = re.compile(r"step(\d{3,})(?:-epoch(\d{3,}))?\.pt")
@@ -86,12 +87,37 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """torch.save atomically, through a Python file object so that a full disk is an OSError."""
+    """torch.save atomically, through a Python file object. A failed write is a one-line UserError:
+    torch turns the file's OSError (a full disk) into a RuntimeError of its zip writer ("unexpected
+    pos ...", "PytorchStreamWriter failed writing file ..."), with the OSError as its context."""
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as e:
+                cause = _os_error_in(e)
+                if cause is not None:
+                    raise cause from None  # atomic_write names the path and the cause
+                if not any(mark in str(e) for mark in _TORCH_WRITER_ERRORS):
+                    raise
+                raise UserError(f"cannot write {path} ({str(e).strip().splitlines()[0]}); if the disk is full, "
+                                "free some space, then continue with --resume") from None
 
     atomic_write(path, write)
+
+
+_TORCH_WRITER_ERRORS = ("inline_container", "PytorchStreamWriter")
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError an exception was raised from or while handling, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def save_checkpoint(folder: Path, step: int, state: dict, epoch: int | None = None) -> Path:
@@ -119,9 +145,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated, corrupt or unsafe archives
-        reason = "it holds objects other than tensors and plain values, refused for safety" \
-            if "weights_only" in str(e) else type(e).__name__
-        raise UserError(f"checkpoint {path} cannot be loaded ({reason})") from None
+        raise UserError(f"checkpoint {path} cannot be loaded ({torch_load_refusal(e)})") from None
 
 
 def load_latest_checkpoint(folder: Path) -> dict | None:

@@ -21,7 +21,7 @@ class ReIDParams(HParams):
     warmup_factor: float = hp(0.1, "LR factor at the start of the warm-up", gt=0, le=1)
     gamma: float = hp(0.1, "LR decay at each milestone", gt=0, le=1)
     milestones: list[int] = hp([], "epochs (0-based, per experience) at which the LR decays by gamma",
-                               per_domain=True)
+                               ge=0, per_domain=True)
     schedule_step: Literal["before_epoch", "after_epoch"] = hp(
         "before_epoch", "when the LR factor is set: before each epoch (PAD's code) or after it (LSTKC's)")
     label_smoothing: float = hp(0.1, "label smoothing of the ID loss", ge=0, lt=1)
