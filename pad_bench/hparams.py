@@ -80,7 +80,9 @@ class HParams:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        specs = dict(cls.specs)
+        specs: dict[str, HParam] = {}
+        for base in reversed(cls.__mro__[1:]):  # several bases (a method's + a shared part's) all count
+            specs.update(base.__dict__.get("specs", {}))
         hints = typing.get_type_hints(cls)
         own = cls.__dict__.get("__annotations__", {})
         for name, value in list(cls.__dict__.items()):

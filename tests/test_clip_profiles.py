@@ -27,9 +27,8 @@ def _clip_tiny_strategy(method: str, synth_root):
 
     cfg = resolve_config(benchmark="synth", strategy=method, profile="clip",
                          sets=tiny_sets(synth_root, **{"train.num_workers": 0, "model.name": "clip-tiny"}))
-    for m in ("dkppp", "dask"):  # the tiny stream has 8 identities, the rehearser's recipe 32 x 4
-        if f"{m}_rehearser_batch" in cfg["strategy"]:
-            cfg["strategy"].update({f"{m}_rehearser_batch": [4, 2], f"{m}_rehearser_iters": 2})
+    if "rehearser_batch" in cfg["strategy"]:  # the tiny stream has 8 identities, the rehearser's recipe 32 x 4
+        cfg["strategy"].update(rehearser_batch=[4, 2], rehearser_iters=2)
     cls = finalize(cfg)
     bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=cls.joint)
     return cfg, build_strategy(cfg, bench, evaluator=EvaluationPlugin(loggers=[])), bench

@@ -58,7 +58,7 @@ def test_drift_alpha_leaves_each_image_out_of_its_own_row():
 def test_dask_two_domain_run(synth_root, tmp_path, fusion):
     from pad_bench.run import runner
 
-    sets = tiny_sets(synth_root, **{"strategy.dask_rehearser_iters": 2, "strategy.dask_rehearser_batch": [4, 2],
+    sets = tiny_sets(synth_root, **{"strategy.rehearser_iters": 2, "strategy.rehearser_batch": [4, 2],
                                     "strategy.dask_fusion": fusion})
     cfg = resolve_config(benchmark="synth", strategy="dask", sets=sets)
     run_dir = runner.execute(cfg, tmp_path / "dask", progress=False)

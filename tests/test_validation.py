@@ -92,8 +92,8 @@ def test_unknown_method_in_a_strategy_file_names_the_method(tmp_path, monkeypatc
     ("finetune", {"protocol.ids_per_domain": 1}, "train.batch_p is 4 but training domain synth_d1 has 1 identities"),
     ("finetune", {"train.batch_k": 1000}, "train.batch_k is 1000; it must be between 1 and 5"),
     # a method's own P×K batches (DKP++'s rehearser) are checked the same way
-    ("dkppp", {"strategy.dkppp_rehearser_batch": [9, 2]},
-     "strategy.dkppp_rehearser_batch[0] is 9 but training domain synth_d1 has 8 identities"),
+    ("dkppp", {"strategy.rehearser_batch": [9, 2]},
+     "strategy.rehearser_batch[0] is 9 but training domain synth_d1 has 8 identities"),
 ])
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 def test_sampler_settings_are_checked_against_the_data_before_the_run_directory(synth_root, tmp_path, strategy,

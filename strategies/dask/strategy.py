@@ -11,20 +11,18 @@ from torch import Tensor
 from typing import Literal
 
 from pad_bench.hparams import hp
-from pad_bench.models import model_family
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.params import ReIDParams
 from pad_bench.training.losses import reid_losses
 from pad_bench.training.plugins.old_model import OldModelPlugin
-from pad_bench.training.plugins.rehearser import RehearserPlugin
-from pad_bench.training.rehearser import Normalisation, apply_kernels
+from pad_bench.training.plugins.rehearser import RehearserParams, RehearserPlugin
 
 from .affinity import affinity_kd
 from .plugins.fusion import DASKFusionPlugin
 
 
-class DASKParams(ReIDParams):
+class DASKParams(ReIDParams, RehearserParams):
     """zhoujiahuan1991/AAAI2025-LReID-DASK at 11d0b3f (docs/methods/dask.md gives each source line)."""
 
     dask_rehearsed_weight: float = hp(4.5, "--aux_weight (beta): weight of the rehearsed view's whole loss", ge=0)
@@ -35,10 +33,6 @@ class DASKParams(ReIDParams):
     dask_fusion_alpha: float = hp(0.5, "--fix_EMA: weight of the newly trained model", ge=0, le=1)
     dask_fusion_temperature: float = hp(0.01, "adaptive only: --global_alpha 100, softmax(100 cos)", gt=0)
     dask_fusion_block: int = hp(1024, "adaptive only: affinity rows built at a time (memory O(block x N))", ge=1)
-    dask_rehearser_iters: int = hp(20000, "rehearser iterations per domain (train_rehearser.py: 50 x 400)", ge=0)
-    dask_rehearser_batch: list[int] = hp([32, 4], "the rehearser's P x K batch: [identities, images each]", ge=1)
-    dask_rehearser_lr: float = hp(2.0e-4, "the rehearser's Adam LR", ge=0)
-    dask_rehearser_weights: str | None = hp(None, "ImageNet MobileNetV3-small state dict; null = random init")
 
 
 @register_strategy("dask")
@@ -51,19 +45,15 @@ class DASK(ReIDStrategy):
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = self.Params(cfg["strategy"])
         self.old = OldModelPlugin()
-        self.rehearser = RehearserPlugin(iters=hp.dask_rehearser_iters, batch=hp.dask_rehearser_batch,
-                                         lr=hp.dask_rehearser_lr, weights=hp.dask_rehearser_weights)
+        self.rehearser = RehearserPlugin.from_params(hp)
         self.fusion = DASKFusionPlugin(old=self.old, alpha=hp.dask_fusion_alpha,
                                        adaptive=hp.dask_fusion == "adaptive",
                                        temperature=hp.dask_fusion_temperature, block=hp.dask_fusion_block)
         super().__init__(cfg=cfg, plugins=[self.old, self.rehearser, self.fusion, *(plugins or [])], **kwargs)
-        self.norm: Normalisation | None = None
 
     @classmethod
     def extra_pk_batches(cls, cfg: dict) -> list[tuple[tuple[str, str], int, int]]:
-        p, k = cls.Params(cfg["strategy"]).dask_rehearser_batch
-        keys = ("strategy.dask_rehearser_batch[0]", "strategy.dask_rehearser_batch[1]")
-        return [*super().extra_pk_batches(cfg), (keys, int(p), int(k))]
+        return [*super().extra_pk_batches(cfg), cls.Params(cfg["strategy"]).pk_batch()]
 
     def view_loss(self, out: dict, x: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """CE + triplet (+ AF_weight · affinity KD from the old model once there is one) of one view."""
@@ -79,13 +69,8 @@ class DASK(ReIDStrategy):
 
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
         total, terms = self.view_loss(out, self.mb_x, labels)
-        net = self.rehearser.current
-        if net is not None:
-            if self.norm is None:
-                self.norm = Normalisation(model_family(self.cfg["model"]["name"]), self.device)
-            raw = self.norm.invert(self.mb_x)
-            with torch.no_grad():
-                rehearsed = apply_kernels(raw, net(raw))
+        if self.rehearser.current is not None:
+            rehearsed = self.rehearser.rehearse(self, self.mb_x)
             with self.autocast():
                 r_out = self.model(rehearsed)
             r_total, r_terms = self.view_loss(r_out, rehearsed, labels)

@@ -10,25 +10,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pad_bench.hparams import hp
-from pad_bench.models import model_family
 from pad_bench.registry import register_strategy
 from pad_bench.training.affinity import cosine_affinity
-from pad_bench.training.plugins.rehearser import RehearserPlugin
-from pad_bench.training.rehearser import Normalisation, apply_kernels
+from pad_bench.training.plugins.rehearser import RehearserParams, RehearserPlugin
 
 from ..dkp.prototypes import set_triplet
 from ..dkp.strategy import DKP, DKPParams, sample_id_loss
 
 
-class DKPPlusPlusParams(DKPParams):
+class DKPPlusPlusParams(DKPParams, RehearserParams):
     dkppp_across_triplet_weight: float = hp(0.75, "set triplet over both views (merge_tri_weight)", ge=0)
     dkppp_within_triplet_weight: float = hp(1.5, "a set triplet per view (s_r_tri_weight)", ge=0)
     dkppp_distill_weight: float = hp(0.75, "affinity KD from the old model on the rehearsed view", ge=0)
     dkppp_distill_temperature: float = hp(0.1, "temperature of that affinity KD", gt=0)
-    dkppp_rehearser_iters: int = hp(20000, "rehearser iterations per domain (train_transfer.py: 50 x 400)", ge=0)
-    dkppp_rehearser_batch: list[int] = hp([32, 4], "the rehearser's P x K batch: [identities, images each]", ge=1)
-    dkppp_rehearser_lr: float = hp(2.0e-4, "the rehearser's Adam LR", ge=0)
-    dkppp_rehearser_weights: str | None = hp(None, "ImageNet MobileNetV3-small state dict; null = random init")
 
 
 @register_strategy("dkppp")
@@ -39,27 +33,18 @@ class DKPPlusPlus(DKP):
 
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = self.Params(cfg["strategy"])
-        self.rehearser = RehearserPlugin(iters=hp.dkppp_rehearser_iters, batch=hp.dkppp_rehearser_batch,
-                                         lr=hp.dkppp_rehearser_lr, weights=hp.dkppp_rehearser_weights)
+        self.rehearser = RehearserPlugin.from_params(hp)
         super().__init__(cfg=cfg, plugins=[self.rehearser, *(plugins or [])], **kwargs)
-        self.norm: Normalisation | None = None
 
     @classmethod
     def extra_pk_batches(cls, cfg: dict) -> list[tuple[tuple[str, str], int, int]]:
-        p, k = cls.Params(cfg["strategy"]).dkppp_rehearser_batch
-        keys = ("strategy.dkppp_rehearser_batch[0]", "strategy.dkppp_rehearser_batch[1]")
-        return [*super().extra_pk_batches(cfg), (keys, int(p), int(k))]
+        return [*super().extra_pk_batches(cfg), cls.Params(cfg["strategy"]).pk_batch()]
 
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
-        net = self.rehearser.current
-        if net is None:
+        if self.rehearser.current is None:
             return super().compute_loss(out, labels)
         hp = self.hp
-        if self.norm is None:
-            self.norm = Normalisation(model_family(self.cfg["model"]["name"]), self.device)
-        raw = self.norm.invert(self.mb_x)
-        with torch.no_grad():
-            rehearsed = apply_kernels(raw, net(raw))
+        rehearsed = self.rehearser.rehearse(self, self.mb_x)
         with self.autocast():
             r_out = self.model(rehearsed)
         ce = sample_id_loss(out, labels, hp.label_smoothing) + sample_id_loss(r_out, labels, hp.label_smoothing)

@@ -4,16 +4,32 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
+import torch
 from avalanche.core import SupervisedPlugin
 from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ...data.loading import loader_workers
 from ...data.sampler import PKBatchSampler
+from ...hparams import HParams, hp
 from ...models import model_family
-from ..rehearser import KernelPredictor, Normalisation, train_rehearser
+from ..rehearser import KernelPredictor, Normalisation, apply_kernels, train_rehearser
 
 log = logging.getLogger("pad_bench")
+
+
+class RehearserParams(HParams):
+    """The rehearser's keys, shared by the methods that use one (their Params also derive from this)."""
+
+    rehearser_iters: int = hp(20000, "rehearser iterations per domain (50 x 400 in the released code)", ge=0)
+    rehearser_batch: list[int] = hp([32, 4], "the rehearser's P x K batch: [identities, images each]", ge=1)
+    rehearser_lr: float = hp(2.0e-4, "the rehearser's Adam LR", ge=0)
+    rehearser_weights: str | None = hp(None, "ImageNet MobileNetV3-small state dict; null = random init")
+
+    def pk_batch(self) -> tuple[tuple[str, str], int, int]:
+        """The rehearser's P×K batch as ReIDStrategy.extra_pk_batches lists it."""
+        p, k = self.rehearser_batch
+        return ("strategy.rehearser_batch[0]", "strategy.rehearser_batch[1]"), int(p), int(k)
 
 
 class RehearserPlugin(SupervisedPlugin):
@@ -28,6 +44,21 @@ class RehearserPlugin(SupervisedPlugin):
         self.iters, self.batch, self.lr, self.weights = iters, tuple(batch), lr, weights
         self.state: dict[str, Tensor] | None = None
         self.current: KernelPredictor | None = None
+        self.norm: Normalisation | None = None
+
+    @classmethod
+    def from_params(cls, hp: RehearserParams) -> "RehearserPlugin":
+        return cls(iters=hp.rehearser_iters, batch=hp.rehearser_batch, lr=hp.rehearser_lr,
+                   weights=hp.rehearser_weights)
+
+    def rehearse(self, strategy, x: Tensor) -> Tensor:
+        """The previous domain's rehearser applied to a batch (normalised images in, normalised out);
+        call only when `current` is set."""
+        if self.norm is None:
+            self.norm = Normalisation(model_family(strategy.cfg["model"]["name"]), strategy.device)
+        raw = self.norm.invert(x)
+        with torch.no_grad():
+            return apply_kernels(raw, self.current(raw))
 
     def before_training_exp(self, strategy, **kwargs):
         self.current = None
