@@ -9,7 +9,8 @@ import torch
 from pad_bench.config import resolve_config, resolve_dataset_tables
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.strategies.dkp.prototypes import class_prototypes, dkt_loss, sample_prototypes, set_triplet
+from pad_bench.strategies.dkp.prototypes import class_prototypes, dkt_loss, sample_prototypes
+from pad_bench.training.losses import set_triplet
 from pad_bench.strategies.dkp.uncertainty import dkp_model, gaussian_samples
 
 from conftest import tiny_sets

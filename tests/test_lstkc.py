@@ -11,8 +11,8 @@ from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
 from pad_bench.strategies.lstkc.eltkc import affinity_alpha
-from pad_bench.strategies.lstkc.rstkt import correctness_marks, rectified_target, rstkt_loss
-from pad_bench.training.affinity import cosine_affinity
+from pad_bench.strategies.lstkc.rstkt import rectified_target, rstkt_loss
+from pad_bench.training.affinity import correctness_marks, cosine_affinity
 from pad_bench.training.fusion import fuse_state_dicts
 
 from conftest import tiny_sets

@@ -57,10 +57,6 @@ class Run:
         return list(self.config["benchmark"].get("unseen") or [])
 
     @property
-    def seed(self) -> int:
-        return int(self.config.get("seed", 0))
-
-    @property
     def label(self) -> str:
         return f"{self.strategy} ({self.model})"
 

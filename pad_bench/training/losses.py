@@ -49,3 +49,17 @@ def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) ->
     log_p_s = F.log_softmax(student_logits.float() / t, dim=1)
     p_t = F.softmax(teacher_logits.detach().float() / t, dim=1)
     return F.kl_div(log_p_s, p_t, reduction="batchmean") * t * t
+
+
+def set_triplet(samples: Tensor, mu: Tensor, labels: Tensor) -> Tensor:
+    """Soft-margin batch-hard triplet with the sampled features (S, B, d) as anchors and the batch
+    means μ (B, d) as positives and negatives: mean log(1 + exp(d_ap − d_an)) over the S·B anchors."""
+    s, b, d = samples.shape
+    anchors = samples.reshape(s * b, d).float()
+    mu = mu.float()
+    sq = anchors.square().sum(1, keepdim=True) + mu.square().sum(1) - 2 * anchors @ mu.t()
+    dist = sq.clamp_min(1e-12).sqrt()
+    same = labels.repeat(s)[:, None] == labels[None, :]
+    d_ap = torch.where(same, dist, torch.full_like(dist, -torch.inf)).max(dim=1).values
+    d_an = torch.where(same, torch.full_like(dist, torch.inf), dist).min(dim=1).values
+    return F.softplus(d_ap - d_an).mean()

@@ -11,20 +11,6 @@ from pad_bench.training.affinity import cosine_affinity, log_cosine_affinity
 from .uncertainty import gaussian_samples
 
 
-def set_triplet(samples: Tensor, mu: Tensor, labels: Tensor) -> Tensor:
-    """Soft-margin batch-hard triplet with the sampled features (S, B, d) as anchors and the batch
-    means μ (B, d) as positives and negatives: mean log(1 + exp(d_ap − d_an)) over the S·B anchors."""
-    s, b, d = samples.shape
-    anchors = samples.reshape(s * b, d).float()
-    mu = mu.float()
-    sq = anchors.square().sum(1, keepdim=True) + mu.square().sum(1) - 2 * anchors @ mu.t()
-    dist = sq.clamp_min(1e-12).sqrt()
-    same = labels.repeat(s)[:, None] == labels[None, :]
-    d_ap = torch.where(same, dist, torch.full_like(dist, -torch.inf)).max(dim=1).values
-    d_an = torch.where(same, torch.full_like(dist, torch.inf), dist).min(dim=1).values
-    return F.softplus(d_ap - d_an).mean()
-
-
 def class_prototypes(mu: Tensor, sigma: Tensor, labels: Tensor) -> dict[str, Tensor]:
     """Per class c (sorted labels): μ_c = mean(μ) and σ_c = sqrt(mean(σ²) + mean(μ²) − μ_c²),
     the standard deviation of the mixture of the class's instance Gaussians (law of total variance)."""

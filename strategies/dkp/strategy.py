@@ -10,13 +10,12 @@ from pad_bench.models import create_model, model_family, model_options
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.params import ReIDParams
-from pad_bench.training.losses import id_loss
+from pad_bench.training.losses import id_loss, set_triplet
 from pad_bench.training.plugins.fusion import FusionPlugin
 from pad_bench.training.plugins.old_model import OldModelPlugin
 
 from .plugins.dkt import DKTPlugin
 from .plugins.prototypes import PrototypePlugin
-from .prototypes import set_triplet
 from .uncertainty import dkp_model
 
 

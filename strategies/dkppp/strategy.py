@@ -12,9 +12,9 @@ from torch import Tensor
 from pad_bench.hparams import hp
 from pad_bench.registry import register_strategy
 from pad_bench.training.affinity import cosine_affinity
+from pad_bench.training.losses import set_triplet
 from pad_bench.training.plugins.rehearser import RehearserParams, RehearserPlugin
 
-from ..dkp.prototypes import set_triplet
 from ..dkp.strategy import DKP, DKPParams, sample_id_loss
 
 

@@ -1,40 +1,11 @@
 """LSTKC's rectified short-term knowledge transfer (R-STKT, docs/methods/lstkc.md), as in the released code."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pad_bench.training.affinity import cosine_affinity, log_cosine_affinity
-
-
-@dataclass
-class Marks:
-    """Per-entry correctness of one model's batch affinities, and its per-row thresholds (N, 1)."""
-
-    tp: Tensor
-    fn: Tensor
-    fp: Tensor
-    tn: Tensor
-    thres_p: Tensor
-    thres_n: Tensor
-
-    @property
-    def right(self) -> Tensor:
-        return self.tp | self.tn
-
-
-def correctness_marks(affinity: Tensor, same: Tensor) -> Marks:
-    """TP/FN among positives (score above the row's largest negative score, the diagonal always TP)
-    and FP/TN among negatives (score above the row's smallest positive score, diagonal excluded)."""
-    eye = torch.eye(len(same), dtype=torch.bool, device=same.device)
-    thres_p = torch.where(same, torch.zeros_like(affinity), affinity).max(dim=1, keepdim=True).values
-    thres_n = torch.where(same & ~eye, affinity, torch.full_like(affinity, torch.inf)).min(dim=1, keepdim=True).values
-    tp = same & ((affinity > thres_p) | eye)
-    fp = ~same & (affinity > thres_n)
-    return Marks(tp=tp, fn=same & ~tp, fp=fp, tn=~same & ~fp, thres_p=thres_p, thres_n=thres_n)
+from pad_bench.training.affinity import correctness_marks, cosine_affinity, log_cosine_affinity
 
 
 def rectified_target(a_new: Tensor, a_old: Tensor, labels: Tensor) -> Tensor:

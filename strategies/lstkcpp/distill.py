@@ -7,9 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pad_bench.training.affinity import cosine_affinity, log_cosine_affinity
-
-from ..lstkc.rstkt import correctness_marks
+from pad_bench.training.affinity import correctness_marks, cosine_affinity, log_cosine_affinity
 
 
 def single_teacher_target(a_old: Tensor, labels: Tensor) -> Tensor:
