@@ -26,6 +26,7 @@ from .attributes import attributes_of, caption
 from .datasets.base import ImageRecord, split_counts
 
 SYNTH_VERSION = 2  # bump when the renderer changes: it invalidates cached sets
+WORLD_VERSION = 1  # the frozen world the criteria were checked on (docs/synthetic.md#world-criteria)
 MAX_TRAIN_DOMAINS = 8
 MAX_UNSEEN_DOMAINS = 4
 MANIFEST = "synth.json"
@@ -577,7 +578,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig = SynthConfig()) -> dict:
             if old.is_dir() and _DOMAIN_DIR.fullmatch(old.name):
                 shutil.rmtree(old)
     domains = {name: _generate_domain(out_dir / name, cfg, k) for k, name in enumerate(cfg.domain_names())}
-    info = {"version": SYNTH_VERSION, "config": asdict(cfg), "domains": domains}
+    info = {"version": SYNTH_VERSION, "world_version": WORLD_VERSION, "config": asdict(cfg), "domains": domains}
     atomic_write_json(out_dir / MANIFEST, info)
     return info
 
