@@ -7,6 +7,7 @@ from avalanche.evaluation.metric_results import MetricValue
 from avalanche.evaluation.metric_utils import get_metric_name
 
 from ..errors import UserError
+from .diagnostics import Diagnostics
 from .retrieval import evaluate_retrieval
 
 
@@ -14,12 +15,14 @@ class RetrievalMetric(PluginMetric):
     """mAP, mINP and CMC per eval experience (query/gallery split by the is_query flag).
 
     Results of every scored experience are appended to `results` as dicts
-    {stream, experience, mAP, mINP, R1, R5, R10} in percent; the caller drains them.
+    {stream, experience, mAP, mINP, R1, R5, R10} in percent; the caller drains them. With `diagnostics`,
+    each experience's query features also go to it (feature drift and routing, in the same pass).
     """
 
-    def __init__(self, max_rank: int = 50):
+    def __init__(self, max_rank: int = 50, diagnostics: Diagnostics | None = None):
         super().__init__()
         self.max_rank = max_rank
+        self.diagnostics = diagnostics
         self.results: list[dict] = []
         self.reset()
 
@@ -31,6 +34,8 @@ class RetrievalMetric(PluginMetric):
 
     def before_eval_exp(self, strategy):
         self.reset()
+        if self.diagnostics is not None:
+            self.diagnostics.start_experience(strategy)
 
     def after_eval_iteration(self, strategy):
         out = strategy.mb_output
@@ -43,6 +48,8 @@ class RetrievalMetric(PluginMetric):
     def after_eval_exp(self, strategy):
         feats, pids = torch.cat(self._feats), torch.cat(self._pids)
         camids, isq = torch.cat(self._camids), torch.cat(self._isq)
+        if self.diagnostics is not None:
+            self.diagnostics.end_experience(strategy, feats[isq])
         try:
             r = evaluate_retrieval(feats[isq], feats[~isq], pids[isq], pids[~isq], camids[isq], camids[~isq],
                                    max_rank=self.max_rank)

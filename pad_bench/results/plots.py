@@ -45,13 +45,16 @@ def plot_comparison(runs: Sequence[Run | str | Path], out_dir: str | Path) -> li
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw one run's figures into run_dir/plots/ (warning when metrics.csv lacks rows); return the files written."""
+    """Draw one run's figures, its diagnostics' included, into run_dir/plots/ (warning when metrics.csv lacks
+    rows); return the files written."""
     run = load_run(run_dir)
     missing = missing_rows(run.table)
     if missing:
         log.warning("%s looks truncated: %d result row(s) missing (first: %s); the plots show what is there",
                     Path(run_dir) / "metrics.csv", len(missing), missing[0])
-    return plot_comparison([run], Path(run_dir) / "plots")
+    from .diagnostic_plots import plot_diagnostics
+
+    return plot_comparison([run], Path(run_dir) / "plots") + plot_diagnostics(run_dir)
 
 
 def save_figure(fig: "Figure", stem: Path) -> list[Path]:

@@ -1,5 +1,5 @@
 """The run directory: results/<run>/{config.yaml, manifest.csv, fingerprint.csv, metrics.csv,
-summary.json, run.log, checkpoints/, plots/, tb/, .lock}. Every file is written atomically; nothing
+summary.json, diagnostics.csv, run.log, checkpoints/, plots/, tb/, .lock}. Every file is written atomically; nothing
 is silently overwritten.
 
 Opening a run directory creates it exclusively and takes its lock (held for the whole run), so two
@@ -141,6 +141,17 @@ class RunStore:
         for r in rows:
             w.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in METRIC_COLUMNS})
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+
+    def write_diagnostics(self, rows: list[dict]) -> None:
+        """diagnostics.csv: the long table of pad_bench.metrics.diagnostics (docs/metrics.md#diagnostics)."""
+        from ..metrics.diagnostics import DIAGNOSTIC_COLUMNS
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=DIAGNOSTIC_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "value": f"{r['value']:.6g}"})
+        atomic_write_text(self.path / "diagnostics.csv", buf.getvalue())
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.path / "summary.json", summary)

@@ -143,9 +143,11 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> 
     from avalanche.logging import TensorboardLogger
     from avalanche.training.plugins import EvaluationPlugin
 
+    from ..metrics.diagnostics import Diagnostics
     from ..metrics.plugin import RetrievalMetric
 
-    metric = RetrievalMetric()
+    diag = Diagnostics()
+    metric = RetrievalMetric(diagnostics=diag)
     tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
     evaluator = EvaluationPlugin(metric, loggers=[tb])
     strategy = build_strategy(cfg, bench, device=cfg["device"], evaluator=evaluator,
@@ -158,8 +160,10 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> 
     if state is None:
         rows, timing, start = _evaluate(strategy, bench, metric, step=0, trained=""), [], 0
         store.write_metrics(rows)
+        _write_diagnostics(store, tb, diag.rows)
     else:
         rows, timing, start = state["rows"], state["timing"], state["step"]
+        diag.load_state_dict(state.get("diagnostics"))
         if "epoch" in state:  # inside experience start + 1: replay its set-up from the boundary before it
             if start > 0:
                 boundary = checkpoint_path(store.checkpoints, start)
@@ -182,28 +186,33 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> 
         def save_mid(s, k=k, t0=t0, spent=spent, rng_start=rng_start):
             save_checkpoint(store.checkpoints, k, {
                 "strategy": s.mid_experience_state(), "rows": rows, "timing": timing, "step": k,
-                "epoch": s.epoch, "rng_start": rng_start,
+                "epoch": s.epoch, "rng_start": rng_start, "diagnostics": diag.state_dict(),
                 "train_seconds": spent + time.perf_counter() - t0}, epoch=s.epoch)
 
         strategy.epoch_checkpoint = save_mid
         strategy.train(bench.train_stream[k], eval_streams=[])
         train_s = spent + time.perf_counter() - t0
         t1 = time.perf_counter()
+        n_diag = len(diag.rows)
         rows += _evaluate(strategy, bench, metric, step=k + 1, trained=bench.train_names[k])
         eval_s = time.perf_counter() - t1
+        _align(diag, strategy, bench, k)
         n_img = strategy.images_seen - images_before
         timing.append({"step": k + 1, "domain": bench.train_names[k], "train_seconds": round(train_s, 3),
                        "train_images": n_img, "images_per_second": round(n_img / max(train_s, 1e-9), 2),
                        "eval_seconds": round(eval_s, 3)})
         save_checkpoint(store.checkpoints, k + 1, {"strategy": strategy.checkpoint_state(), "rows": rows,
-                                                   "timing": timing, "step": k + 1, "rng": rng_state()})
+                                                   "timing": timing, "step": k + 1, "rng": rng_state(),
+                                                   "diagnostics": diag.state_dict()})
         store.write_metrics(rows)
+        _write_diagnostics(store, tb, diag.rows, since=n_diag)
         summary = build_summary(cfg, bench, rows, timing, strategy, store.path.name)
         store.write_summary(summary)
         _log_step(k + 1, bench.train_names[k], summary, train_s, eval_s)
 
     # Always rebuilt from the checkpointed rows: a kill after the last checkpoint lost nothing.
     store.write_metrics(rows)
+    store.write_diagnostics(diag.rows)
     store.write_summary(build_summary(cfg, bench, rows, timing, strategy, store.path.name))
     from ..results.plots import plot_run
 
@@ -219,7 +228,9 @@ def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str
     rows = []
     for eval_set, stream, names in streams:
         metric.results.clear()
+        metric.diagnostics.results.clear()
         strategy.eval(stream, num_workers=nw)
+        metric.diagnostics.collect(step, eval_set, names)
         per_name: dict[str, list[dict]] = {}
         for res, name in zip(metric.results, names):
             per_name.setdefault(name, []).append(res)
@@ -229,6 +240,26 @@ def _evaluate(strategy, bench: ReIDBenchmark, metric, *, step: int, trained: str
                 row[key] = float(np.mean([r[key] for r in runs]))
             rows.append(row)
     return rows
+
+
+def _align(diag, strategy, bench: ReIDBenchmark, k: int) -> None:
+    """Text-anchor alignment on the domain just trained. Its feature pass must leave the run as it was:
+    the random state is restored (a data loader draws its base seed from it), so metrics.csv is the same
+    bytes with or without diagnostics."""
+    state = rng_state()
+    try:
+        diag.align(strategy, bench.train_stream[k].dataset, step=k + 1, domain=bench.train_names[k])
+    finally:
+        set_rng_state(state)
+
+
+def _write_diagnostics(store: RunStore, tb, rows: list[dict], since: int = 0) -> None:
+    """diagnostics.csv (every row) and TensorBoard scalars diagnostics/<name>/<set>/<domain>[/<index>]
+    (the rows from `since` on, i.e. this step's)."""
+    store.write_diagnostics(rows)
+    for r in rows[since:]:
+        tag = f"diagnostics/{r['diagnostic']}/{r['eval_set']}/{r['eval_domain']}"
+        tb.writer.add_scalar(f"{tag}/{r['index']}" if r["index"] != "" else tag, r["value"], r["step"])
 
 
 def build_summary(cfg: dict, bench: ReIDBenchmark, rows: list[dict], timing: list[dict], strategy,

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pad_bench.errors import UserError
+from pad_bench.metrics.diagnostics import NO_DOMAIN, RoutingRecord
 from pad_bench.models.clip import image_taps
 from pad_bench.models.reid import ReIDNet
 
@@ -91,14 +92,17 @@ class VAPromptPool(nn.Module):
         lo = self.frozen_masks.sum(1).tolist() if self.learn_keys else [0] * len(self.active_sizes)
         return [(lo_ if lo_ < hi else 0, hi) for lo_, hi in zip(lo, self.active_sizes.tolist())]
 
-    def layer_prompts(self, layer: int, x: Tensor, lo: int, hi: int,
-                      pull: bool = False) -> tuple[Tensor, Tensor | None]:
+    def layer_prompts(self, layer: int, x: Tensor, lo: int, hi: int, pull: bool = False,
+                      record: RoutingRecord | None = None) -> tuple[Tensor, Tensor | None]:
         """Prompt tokens (B, g_len + k·prompt_len, D) for block `layer` given its input x (B, N, D), picked
-        among slots [lo, hi), and with `pull` the mean query-key cosine of the picks (else None)."""
+        among slots [lo, hi), and with `pull` the mean query-key cosine of the picks (else None).
+        `record` gets the picks and the prompt and patch tokens (docs/metrics.md#prompt-routing)."""
         b = x.shape[0]
         g = self.g_prompt[layer].expand(b, -1, -1)
         k = min(self.top_k, hi - lo)
         if k <= 0:
+            if record is not None:
+                record.add(layer, torch.zeros(b, 0, dtype=torch.long), g, x[:, 1:])
             return g, None
         with torch.no_grad():
             q = F.normalize(x.float().mean(dim=1), dim=-1)
@@ -108,24 +112,38 @@ class VAPromptPool(nn.Module):
         sim = None
         if pull:
             sim = (F.normalize(self.e_key[layer][idx].float(), dim=-1) * q[:, None]).sum(-1).mean()
-        return torch.cat([g, e], dim=1), sim
+        prompts = torch.cat([g, e], dim=1)
+        if record is not None:
+            record.add(layer, idx, prompts, x[:, 1:])
+        return prompts, sim
 
-    def prompter(self, rule: str = "train") -> "PoolPrompter":
-        return PoolPrompter(self, rule)
+    def slot_owner(self, new_slots: list[int]) -> Tensor:
+        """(pool_size,) the training domain (position) each slot was given, from the slots each domain
+        got (`new_slots`, in order; a slot past the pool's active size went to no domain yet)."""
+        owner = torch.full((self.pool_size,), NO_DOMAIN, dtype=torch.long)
+        active, start = int(self.active_sizes[0]), 0
+        for domain, n in enumerate(new_slots):
+            end = min(start + n, active)
+            owner[start:end] = domain
+            start = end
+        return owner
+
+    def prompter(self, rule: str = "train", record: RoutingRecord | None = None) -> "PoolPrompter":
+        return PoolPrompter(self, rule, record)
 
 
 class PoolPrompter:
     """The `prompter(layer, x)` of one forward pass under one slot rule; collects the key-pull similarities
     (training rule with learn_keys, when gradients are on: the teacher and the stage-1 cache skip them)."""
 
-    def __init__(self, pool: VAPromptPool, rule: str):
-        self.pool = pool
+    def __init__(self, pool: VAPromptPool, rule: str, record: RoutingRecord | None = None):
+        self.pool, self.record = pool, record
         self.ranges = pool.selectable_ranges(rule)  # one host sync per forward, not one per block
         self.pull = rule == "train" and pool.learn_keys and torch.is_grad_enabled()
         self.sims: list[Tensor] = []
 
     def __call__(self, layer: int, x: Tensor) -> Tensor:
-        prompts, sim = self.pool.layer_prompts(layer, x, *self.ranges[layer], pull=self.pull)
+        prompts, sim = self.pool.layer_prompts(layer, x, *self.ranges[layer], pull=self.pull, record=self.record)
         if sim is not None:
             self.sims.append(sim)
         return prompts
@@ -205,6 +223,7 @@ class PADNet(nn.Module):
         self.reid = reid
         self.va_prompt = pool
         self.prompt_learner = TAPromptLearner(0, reid.backbone)
+        self.routing_record: RoutingRecord | None = None  # filled by test-rule forwards while set
 
     @property
     def backbone(self) -> nn.Module:
@@ -213,7 +232,8 @@ class PADNet(nn.Module):
     def forward(self, x: Tensor, slot_rule: str = "train") -> dict[str, Any]:
         """ReIDNet outputs with prompts picked under `slot_rule` ("train" for every training-time forward,
         "test" for evaluation); with the pull constraint and gradients on, also 'va_pull'."""
-        prompter = self.va_prompt.prompter(slot_rule) if self.va_prompt is not None else None
+        record = self.routing_record if slot_rule == "test" else None
+        prompter = self.va_prompt.prompter(slot_rule, record) if self.va_prompt is not None else None
         out = self.reid(x, prompter=prompter)
         pull = prompter.pull_loss() if prompter is not None else None
         if pull is not None:

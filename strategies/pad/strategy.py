@@ -32,11 +32,15 @@ those taking part in stage 1 are Stage1Plugins (plugins/stage1.py). Loss terms g
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import Tensor
 
 from pad_bench.config import per_domain, resolve_dataset_tables
 from pad_bench.errors import UserError
+from pad_bench.metrics.diagnostics import RoutingRecord, TextAnchors
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
 from pad_bench.training.losses import id_loss, reid_losses
@@ -274,6 +278,30 @@ class PAD(ReIDStrategy):
                 loss = loss + total
                 self.record_losses(terms)
         return loss
+
+    # ---- diagnostics hooks (docs/metrics.md#diagnostics) -------------------------------------
+    def text_anchors(self) -> TextAnchors | None:
+        """The TA-prompts' text features of the domain just trained, against the image `proj` feature."""
+        if self.model.prompt_learner.num_classes < 2:
+            return None
+        with self.autocast():
+            bank = self.model.text_bank()
+        return TextAnchors("proj", bank.float(), self.class_offsets[self.exp_index])
+
+    @contextmanager
+    def routing_record(self) -> Iterator[RoutingRecord | None]:
+        """While entered, the test-rule forwards record their VA-prompt picks (None without a pool)."""
+        pool = self.model.va_prompt
+        growth = next((p for p in self.plugins if isinstance(p, PromptGrowthPlugin)), None)
+        if pool is None or growth is None:
+            yield None
+            return
+        counts = [int(per_domain(growth.slots, i)) for i in range(len(self.num_classes_per_exp))]
+        self.model.routing_record = RoutingRecord(pool.slot_owner(counts))
+        try:
+            yield self.model.routing_record
+        finally:
+            self.model.routing_record = None
 
     # ---- what ran ---------------------------------------------------------------------------------
     def plan_experience(self) -> None:
