@@ -86,14 +86,15 @@ class RoutingRecord:
         self.norms[block] = self.norms.get(block, torch.zeros(4, dtype=torch.float64)) + sums
 
     def rows(self, domain: int | None) -> list[tuple[str, int | str, float]]:
-        """(diagnostic, index, value): routing_share per block (for a seen domain), slot_usage per slot
-        (over every block) and prompt_patch_norm per block."""
+        """(diagnostic, index, value): routing_share per block (for a seen domain that owns slots),
+        slot_usage per slot (over every block) and prompt_patch_norm per block."""
         out: list[tuple[str, int | str, float]] = []
         every = []
+        owns = domain is not None and bool((self.slot_owner == domain).any())
         for block in sorted(self.picks):
             picks = torch.cat(self.picks[block])
             every.append(picks.reshape(-1))
-            if domain is not None:
+            if owns:
                 out.append(("routing_share", block, routing_share(picks, self.slot_owner, domain)))
             ps, pn, xs, xn = self.norms[block].tolist()
             out.append(("prompt_patch_norm", block, (ps / pn) / (xs / xn) if pn and xs else math.nan))
