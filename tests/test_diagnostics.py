@@ -1,4 +1,4 @@
-"""Per-step diagnostics (docs/metrics.md#diagnostics) against hand computations on tiny tensors, and one
+"""Per-step diagnostics (docs/metrics.md#6-diagnostics) against hand computations on tiny tensors, and one
 tiny PAD run end to end (diagnostics.csv, the three figures, metrics.csv unchanged by them)."""
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ def pad_runs(synth_root, tmp_path_factory):
     return full, bare
 
 
+@pytest.mark.slow
 def test_pad_run_writes_every_diagnostic_and_leaves_metrics_unchanged(pad_runs):
     full, bare = pad_runs
     # Same machine, threads and precision: the diagnostics only read, so the bytes are the same.
@@ -137,6 +138,7 @@ def test_pad_run_writes_every_diagnostic_and_leaves_metrics_unchanged(pad_runs):
     assert sum(usage) == pytest.approx(1.0, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_plot_command_draws_the_three_diagnostics(pad_runs):
     from pad_bench.cli import main
 
@@ -145,3 +147,29 @@ def test_plot_command_draws_the_three_diagnostics(pad_runs):
         f.unlink()
     assert main(["plot", str(full)]) == 0
     assert {"drift.png", "alignment.png", "routing.png"} <= {p.name for p in (full / "plots").iterdir()}
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_diagnostics(pad_runs, synth_root, tmp_path, monkeypatch):
+    """The previous step's probe features travel in the checkpoint (loaded weights_only), so the resumed
+    run's drift rows are those of the uninterrupted one. Bitwise: one machine, one thread count, fp32."""
+    from pad_bench.run import runner
+    from pad_bench.strategies.pad.strategy import PAD
+
+    def cfg():
+        c = resolve_config(benchmark="synth", strategy="pad", sets=tiny_sets(synth_root, **{"strategy.stage1_epochs": 1}))
+        PAD.finalize_config(c)
+        return c
+
+    real_save = runner.save_checkpoint
+
+    def save_then_die(folder, step, state):
+        real_save(folder, step, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(cfg(), tmp_path / "killed", progress=False)
+    monkeypatch.setattr(runner, "save_checkpoint", real_save)
+    resumed = runner.execute(cfg(), tmp_path / "killed", resume=True, progress=False)
+    assert (resumed / "diagnostics.csv").read_text() == (pad_runs[0] / "diagnostics.csv").read_text()

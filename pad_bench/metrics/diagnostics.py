@@ -1,4 +1,4 @@
-"""Per-step diagnostics (docs/metrics.md#diagnostics): feature drift, text-anchor alignment, prompt routing.
+"""Per-step diagnostics (docs/metrics.md#6-diagnostics): feature drift, text-anchor alignment, prompt routing.
 
 The maths are plain functions on tensors; `Diagnostics` gathers them during the evaluation after every
 step (RetrievalMetric hands it each eval experience's query features) and keeps the long table that

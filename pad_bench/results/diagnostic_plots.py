@@ -1,4 +1,4 @@
-"""Figures of one run's diagnostics.csv (docs/metrics.md#diagnostics), into its plots/ folder:
+"""Figures of one run's diagnostics.csv (docs/metrics.md#6-diagnostics), into its plots/ folder:
 
 - drift:     mean cosine and linear CKA of each seen domain's query features, step t-1 -> t
 - alignment: mean cosine of the trained domain's images to their own text anchors, and the gap to others'

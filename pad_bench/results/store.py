@@ -143,7 +143,7 @@ class RunStore:
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
 
     def write_diagnostics(self, rows: list[dict]) -> None:
-        """diagnostics.csv: the long table of pad_bench.metrics.diagnostics (docs/metrics.md#diagnostics)."""
+        """diagnostics.csv: the long table of pad_bench.metrics.diagnostics (docs/metrics.md#6-diagnostics)."""
         from ..metrics.diagnostics import DIAGNOSTIC_COLUMNS
 
         buf = io.StringIO()

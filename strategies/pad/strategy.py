@@ -279,7 +279,7 @@ class PAD(ReIDStrategy):
                 self.record_losses(terms)
         return loss
 
-    # ---- diagnostics hooks (docs/metrics.md#diagnostics) -------------------------------------
+    # ---- diagnostics hooks (docs/metrics.md#6-diagnostics) -------------------------------------
     def text_anchors(self) -> TextAnchors | None:
         """The TA-prompts' text features of the domain just trained, against the image `proj` feature."""
         if self.model.prompt_learner.num_classes < 2:
