@@ -173,3 +173,11 @@ def test_a_killed_run_resumes_to_the_same_diagnostics(pad_runs, synth_root, tmp_
     monkeypatch.setattr(runner, "save_checkpoint", real_save)
     resumed = runner.execute(cfg(), tmp_path / "killed", resume=True, progress=False)
     assert (resumed / "diagnostics.csv").read_text() == (pad_runs[0] / "diagnostics.csv").read_text()
+
+
+def test_drift_probe_is_every_query_or_an_even_spread():
+    from pad_bench.metrics.diagnostics import PROBE_SIZE, probe_rows
+
+    assert probe_rows(3).tolist() == [0, 1, 2]
+    rows = probe_rows(2 * PROBE_SIZE - 1)  # spacing (n - 1) / (PROBE_SIZE - 1) = 2: every other query
+    assert rows.tolist() == list(range(0, 2 * PROBE_SIZE - 1, 2))

@@ -19,6 +19,12 @@ from torch import Tensor
 
 DIAGNOSTIC_COLUMNS = ("step", "eval_set", "eval_domain", "diagnostic", "index", "value")
 NO_DOMAIN = -1  # slot_owner of a slot no training domain was given
+PROBE_SIZE = 512  # queries per set whose features drift compares (kept in memory and in checkpoints)
+
+
+def probe_rows(n: int) -> Tensor:
+    """The drift probe of a set of n queries: all of them, or PROBE_SIZE evenly spaced (the same each step)."""
+    return torch.arange(n) if n <= PROBE_SIZE else torch.linspace(0, n - 1, PROBE_SIZE).round().long()
 
 
 def mean_cosine(a: Tensor, b: Tensor) -> float:
@@ -125,12 +131,12 @@ class Diagnostics:
         self._stack.close()
         exp = strategy.experience
         key = (exp.origin_stream.name, exp.current_experience)
+        probe = query_feats[probe_rows(len(query_feats))].detach().cpu()
         out: list[tuple[str, int | str, float]] = []
         before = self.previous.get(key)
         if before is not None:
-            out += [("drift_cosine", "", mean_cosine(before, query_feats)),
-                    ("drift_cka", "", linear_cka(before, query_feats))]
-        self.previous[key] = query_feats.detach().cpu()
+            out += [("drift_cosine", "", mean_cosine(before, probe)), ("drift_cka", "", linear_cka(before, probe))]
+        self.previous[key] = probe
         if self._routing is not None:
             seen = exp.origin_stream.name == "test"
             out += self._routing.rows(exp.current_experience if seen else None)

@@ -67,16 +67,18 @@ def _drift(df: "pd.DataFrame") -> "Figure | None":
 
 
 def _alignment(df: "pd.DataFrame") -> "Figure | None":
-    own, gap = _series(df, "anchor_cosine", "train"), _series(df, "anchor_gap", "train")
-    if own.empty:
+    rows = df[df["eval_set"] == "train"].sort_values("step")
+    if rows.empty:
         return None
     fig, axes = _figure(2, 4.6, 3.4, legend=False)
-    for ax, table, title in ((axes[0], own, "cosine to own text anchor"), (axes[1], gap, "gap to other anchors")):
-        ax.plot(table.index, table.mean(axis=1), marker="o", markersize=4)
-        for step, domain in zip(table.index, table.idxmax(axis=1)):
-            ax.annotate(domain, (step, table.loc[step, domain]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for ax, name, title in ((axes[0], "anchor_cosine", "cosine to own text anchor"),
+                            (axes[1], "anchor_gap", "gap to other identities' anchors")):
+        part = rows[rows["diagnostic"] == name]
+        ax.plot(part["step"], part["value"], marker="o", markersize=4)
+        for step, value, domain in zip(part["step"], part["value"], part["eval_domain"]):
+            ax.annotate(domain, (step, value), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_title(f"Text-anchor alignment: {title}")
-        ax.set_xlabel("step (domain just trained)")
+        ax.set_xlabel("step (points: the domain just trained)")
         ax.set_ylabel("cosine")
     return fig
 
@@ -89,7 +91,7 @@ def _routing(df: "pd.DataFrame") -> "Figure | None":
     share = share.pivot_table(index="step", columns="eval_domain", values="value", sort=False)  # mean over blocks
     ratio = df[df["diagnostic"] == "prompt_patch_norm"].pivot_table(index="step", columns="index", values="value")
     fig, axes = _figure(3, 4.6, 3.4)
-    _lines(axes[0], share, "Routing: picks in the domain's own slots", "share")
+    _lines(axes[0], share, "Routing: picks in the domain's own slots\n(mean over blocks)", "share")
     last = usage[usage["step"] == usage["step"].max()]
     hist = last.pivot_table(index="index", columns="eval_domain", values="value", sort=False)
     hist = hist.reindex(sorted(hist.index, key=int))
