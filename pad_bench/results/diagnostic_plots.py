@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from matplotlib.ticker import MaxNLocator
+
 from .plots import _figure, _shared_legend, save_figure
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ def _lines(ax, table: "pd.DataFrame", title: str, ylabel: str) -> None:
     ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _drift(df: "pd.DataFrame") -> "Figure | None":
@@ -72,13 +75,14 @@ def _alignment(df: "pd.DataFrame") -> "Figure | None":
         return None
     fig, axes = _figure(2, 4.6, 3.4, legend=False)
     for ax, name, title in ((axes[0], "anchor_cosine", "cosine to own text anchor"),
-                            (axes[1], "anchor_gap", "gap to other identities' anchors")):
+                            (axes[1], "anchor_gap", "gap to other anchors")):
         part = rows[rows["diagnostic"] == name]
         ax.plot(part["step"], part["value"], marker="o", markersize=4)
         for step, value, domain in zip(part["step"], part["value"], part["eval_domain"]):
             ax.annotate(domain, (step, value), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_title(f"Text-anchor alignment: {title}")
         ax.set_xlabel("step (points: the domain just trained)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("cosine")
     return fig
 
@@ -106,6 +110,7 @@ def _routing(df: "pd.DataFrame") -> "Figure | None":
         axes[2].plot(ratio.index, ratio[block], marker="o", markersize=4, linestyle="--", label=f"block {block}")
     axes[2].set_title("Prompt / patch token norm")
     axes[2].set_xlabel("step")
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set_ylabel("ratio")
     _shared_legend(fig, axes, 6)
     return fig
