@@ -1,6 +1,6 @@
 """Build the Avalanche benchmark: train, seen-test and unseen streams of ReID experiences.
 
-Every sample is `[image, pid, camid, is_query, domain]` (named by `batch.ReIDBatch`):
+Every sample is `[image, pid, camid, is_query, domain]`:
   - train: pid = the global label (domain label + the domain's class offset);
   - test/unseen: pid = the raw PID (only equality within one set matters).
 """
