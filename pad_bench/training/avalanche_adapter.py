@@ -2,10 +2,10 @@
 
 `AvalancheAdapter` turns `SupervisedTemplate`'s experience, epoch and iteration steps into the
 documented hooks of `ReIDStrategy` (base.py), which builds on it; methods override those hooks, never
-the private methods below. The private methods it overrides, with the signatures it relies on, are
-listed in `PRIVATE_OVERRIDES`: tests/test_avalanche_adapter.py checks them against the installed
-Avalanche, so that an upgrade which renames or re-signs one fails loudly instead of silently skipping
-a hook. Avalanche's per-experience order (0.6.0): dataset adaptation -> train loader -> model
+the private methods below. Every template method pad-bench overrides, with the parameters Avalanche
+declares for it, is listed in `TEMPLATE_OVERRIDES`: tests/test_hooks.py checks them against the
+installed Avalanche, so that an upgrade which renames or re-signs one fails loudly instead of
+silently skipping a hook. Avalanche's per-experience order (0.6.0): dataset adaptation -> train loader -> model
 adaptation -> optimizer -> before_training_exp plugins -> epochs -> after_training_exp plugins.
 """
 from __future__ import annotations
@@ -21,8 +21,17 @@ from ..errors import UserError
 from .optim import build_optimizer, scaled, step
 
 AVALANCHE_VERSION = "0.6.0"
-#: Avalanche's private template methods overridden here -> the parameters each is called with
-PRIVATE_OVERRIDES: dict[str, tuple[str, ...]] = {
+#: Avalanche's template methods pad-bench overrides -> the parameters Avalanche declares for them.
+#: The private ones are overridden in this module only; `forward` is a hook of ReIDStrategy.
+TEMPLATE_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "make_train_dataloader": ("self", "num_workers", "shuffle", "pin_memory", "persistent_workers", "drop_last",
+                              "kwargs"),
+    "model_adaptation": ("self", "model"),
+    "make_optimizer": ("self", "reset_optimizer_state", "remove_params", "verbose_optimizer", "kwargs"),
+    "forward": ("self",),
+    "criterion": ("self",),
+    "backward": ("self",),
+    "optimizer_step": ("self",),
     "_before_training_exp": ("self", "kwargs"),
     "_train_exp": ("self", "experience", "eval_streams", "kwargs"),
     "_before_training_epoch": ("self", "kwargs"),
