@@ -6,7 +6,7 @@ only module that overrides Avalanche's private methods); the dry-run reporting l
 and checkpoint/resume state in strategy_state.py.
 
 Hooks: a method subclasses `ReIDStrategy` and overrides only these (tests/test_hooks.py holds every
-method under strategies/ to this list), in the order a run calls them:
+method under strategies/ to this list), in the order a run calls them, the last two aside:
   finalize_config(cfg)         classmethod: resolve presets/switches in cfg before config.yaml is written
   extra_pk_batches(cfg)        classmethod: P×K batches drawn besides train.batch_p × batch_k, as
                                ((P key, K key), P, K), checked against every training domain up front
@@ -18,6 +18,8 @@ method under strategies/ to this list), in the order a run calls them:
   configure_trainable()        set requires_grad for this experience
   param_groups()               optimizer groups [{"name", "params", "lr", "weight_decay"}]; a group
                                may name its own "optimizer" (adam | sgd), else strategy.optimizer
+  experience_settings()        the current experience's settings as set up (summary.json, --dry-run
+                               rows): extend the dict with the method's own keys (call super)
   before_training_epochs()     the experience is set up (data, model, optimizer, the plugins'
                                before_training_exp) and its first epoch not yet run: e.g. a stage
                                of its own before the epoch loop (PAD's stage 1)
@@ -26,12 +28,10 @@ method under strategies/ to this list), in the order a run calls them:
   compute_loss(out, labels)    the per-iteration loss; record its terms with record_losses()
   end_experience()             once the experience's epochs are done, before the plugins'
                                after_training_exp (e.g. store what the next experience needs)
+  param_report()               parameter accounting after an experience (call super and extend)
   kd_active                    property: whether the current experience distils from an earlier model
-  experience_settings()        the current experience's settings as set up (summary.json, --dry-run
-                               rows): extend the dict with the method's own keys (call super)
   plan_experience()            the dry run's set-up of one experience, without data: override when
                                the model is sized outside adapt_model (call super)
-  param_report()               parameter accounting after an experience (call super and extend)
 
 Declarations (class attributes): `Params` (the method's hyperparameters, read as `self.hp.<name>`),
 `carried` (attribute names kept from one experience to the next; plugins declare theirs the same
