@@ -74,7 +74,8 @@ def test_no_method_folder_defines_an_avalanche_private_method():
 
 def template_overrides(cls: type) -> set[str]:
     """Methods of Avalanche's SupervisedTemplate that `cls` itself defines (dunder methods aside)."""
-    return {n for n, v in vars(cls).items() if not n.startswith("__") and callable(v) and hasattr(SupervisedTemplate, n)}
+    return {n for n, v in vars(cls).items()
+            if not n.startswith("__") and callable(v) and hasattr(SupervisedTemplate, n)}
 
 
 def test_the_adapter_is_the_only_class_that_overrides_avalanche_private_methods():

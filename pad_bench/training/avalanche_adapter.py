@@ -5,8 +5,9 @@ documented hooks of `ReIDStrategy` (base.py), which builds on it; methods overri
 the private methods below. Every template method pad-bench overrides, with the parameters Avalanche
 declares for it, is listed in `TEMPLATE_OVERRIDES`: tests/test_hooks.py checks them against the
 installed Avalanche, so that an upgrade which renames or re-signs one fails loudly instead of
-silently skipping a hook. Avalanche's per-experience order (0.6.0): dataset adaptation -> train loader -> model
-adaptation -> optimizer -> before_training_exp plugins -> epochs -> after_training_exp plugins.
+silently skipping a hook. Avalanche's per-experience order (0.6.0): dataset adaptation -> train
+loader -> model adaptation -> optimizer -> before_training_exp plugins -> epochs -> after_training_exp
+plugins.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class AvalancheAdapter(SupervisedTemplate):
     # ---- the batch, by field name (data/batch.py) -------------------------------------------------
     @property
     def mb_batch(self) -> ReIDBatch:
+        """The current batch with its fields named."""
         return ReIDBatch.of(self.mbatch)
 
     @property
