@@ -139,7 +139,6 @@ def measure_method(method: str, args, data_root: Path) -> tuple[list[dict], floa
         warnings.simplefilter("ignore", UserWarning)
         evaluator = EvaluationPlugin(RetrievalMetric(), loggers=[])
     strategy = build_strategy(cfg, bench, device=args.device, evaluator=evaluator, plugins=[budget])
-    strategy.device_input = bench.device_input
     stage1 = Stage1Meter(strategy, args.iters, device) if hasattr(strategy, "train_stage1") else None
     model, rows = cfg["model"]["name"], []
 

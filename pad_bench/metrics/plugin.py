@@ -41,9 +41,9 @@ class RetrievalMetric(PluginMetric):
         out = strategy.mb_output
         emb = out["embedding"] if isinstance(out, dict) else out
         self._feats.append(emb.detach().float())
-        self._pids.append(strategy.mbatch[1])
-        self._camids.append(strategy.mbatch[2])
-        self._isq.append(strategy.mbatch[3].bool())
+        self._pids.append(strategy.mb_y)
+        self._camids.append(strategy.mb_camid)
+        self._isq.append(strategy.mb_is_query.bool())
 
     def after_eval_exp(self, strategy):
         feats, pids = torch.cat(self._feats), torch.cat(self._pids)

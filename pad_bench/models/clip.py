@@ -88,6 +88,10 @@ class CLIPBackbone(nn.Module):
         else:
             raise UserError(f"unknown CLIP part {part!r}; use one of {', '.join(PARTS)} or a block index")
 
+    def image_encoder(self) -> nn.Module:
+        """The image tower (no text tower)."""
+        return self.clip.visual
+
     def image_encoder_state_dict(self) -> dict[str, Tensor]:
         """The image tower's weights (no text tower), with this module's key names."""
         return {k: t for k, t in self.state_dict().items() if k.startswith("clip.visual.")}

@@ -81,6 +81,10 @@ class ResNetBackbone(nn.Module):
             raise UserError("ResNet backbones take no prompts; use a CLIP model for prompt-based strategies")
         return {"gem": self.pool(self.forward_map(x))}
 
+    def image_encoder(self) -> nn.Module:
+        """The image tower: all of this backbone."""
+        return self
+
     def image_encoder_state_dict(self) -> dict[str, Tensor]:
         return dict(self.state_dict())
 

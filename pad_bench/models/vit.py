@@ -63,6 +63,10 @@ class ViTBackbone(nn.Module):
             x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
         return {"cls": v.norm(x)[:, 0]}
 
+    def image_encoder(self) -> nn.Module:
+        """The image tower: all of this backbone."""
+        return self
+
     def image_encoder_state_dict(self) -> dict[str, Tensor]:
         return dict(self.state_dict())
 

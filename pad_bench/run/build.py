@@ -3,7 +3,7 @@ resolution, and the strategy itself. `run`, `run --dry-run`, `export`, the perf 
 all build through here."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from ..config import resolve_dataset_tables
 from ..data.datasets import create_dataset
@@ -11,6 +11,7 @@ from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..models.weights import resolve_weights
 from ..registry import MODELS, load_strategy_class
+from ..training.run_context import RunContext
 
 
 def finalize(cfg: dict, *, check_data: bool = True):
@@ -33,12 +34,15 @@ def finalize(cfg: dict, *, check_data: bool = True):
     return strategy_cls
 
 
-def build_strategy(cfg: dict, bench, *, device: str = "cpu", plugins: Iterable = (), evaluator=None):
-    """The configured strategy on its freshly built model, for the stream `bench` (a finalized cfg)."""
+def build_strategy(cfg: dict, bench, *, device: str = "cpu", plugins: Iterable = (), evaluator=None,
+                   resume: dict | None = None, epoch_checkpoint: Callable[[Any], None] | None = None):
+    """The configured strategy on its freshly built model, for the stream `bench` (a finalized cfg),
+    applying the stream's device-side transforms; `resume` and `epoch_checkpoint` as in RunContext."""
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     model = strategy_cls.build_model(cfg, bench)
+    run = RunContext(device_input=bench.device_input, resume=resume, epoch_checkpoint=epoch_checkpoint)
     return strategy_cls(model=model, cfg=cfg, num_classes=bench.num_classes, class_offsets=bench.class_offsets,
-                        device=str(device), plugins=list(plugins), evaluator=evaluator)
+                        device=str(device), plugins=list(plugins), evaluator=evaluator, run=run)
 
 
 def _check_device(name: str) -> None:

@@ -10,6 +10,7 @@ import logging
 import random
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,16 @@ def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
     return cfg
 
 
+@dataclass(frozen=True)
+class _Experience:
+    """The experience being trained, as its mid-experience checkpoints record it."""
+
+    step: int  # 0-based index of the training experience
+    t0: float  # perf_counter() when its training started in this process
+    spent: float  # seconds trained on it before a resume
+    rng_start: dict  # the RNG state at its start, to replay its set-up on resume
+
+
 def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> None:
     from avalanche.logging import TensorboardLogger
     from avalanche.training.plugins import EvaluationPlugin
@@ -150,13 +161,19 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> 
     metric = RetrievalMetric(diagnostics=diag)
     tb = TensorboardLogger(tb_log_dir=str(store.path / "tb"))
     evaluator = EvaluationPlugin(metric, loggers=[tb])
-    strategy = build_strategy(cfg, bench, device=cfg["device"], evaluator=evaluator,
-                              plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)])
-    strategy.device_input = bench.device_input
-
     latest = latest_checkpoint(store.checkpoints) if store.resuming else None
     state = load_latest_checkpoint(store.checkpoints) if latest else None  # names a corrupt one
-    mid = None
+    mid = state if state is not None and "epoch" in state else None  # killed inside an experience
+
+    def save_mid(s):  # the strategy's epoch_checkpoint, inside the experience `current`
+        save_checkpoint(store.checkpoints, current.step, {
+            "strategy": s.mid_experience_state(), "rows": rows, "timing": timing, "step": current.step,
+            "epoch": s.epoch, "rng_start": current.rng_start, "diagnostics": diag.state_dict(),
+            "train_seconds": current.spent + time.perf_counter() - current.t0}, epoch=s.epoch)
+
+    strategy = build_strategy(cfg, bench, device=cfg["device"], evaluator=evaluator,
+                              plugins=[ProgressPlugin(disable=not progress), LossLog(store.path / "losses.csv", tb=tb)],
+                              resume=mid["strategy"] if mid else None, epoch_checkpoint=save_mid)
     if state is None:
         rows, timing, start = _evaluate(strategy, bench, metric, step=0, trained=""), [], 0
         store.write_metrics(rows)
@@ -164,12 +181,11 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> 
     else:
         rows, timing, start = state["rows"], state["timing"], state["step"]
         diag.load_state_dict(state.get("diagnostics"))
-        if "epoch" in state:  # inside experience start + 1: replay its set-up from the boundary before it
+        if mid:  # inside experience start + 1: replay its set-up from the boundary before it
             if start > 0:
                 boundary = checkpoint_path(store.checkpoints, start)
                 strategy.load_checkpoint_state(load_checkpoint(boundary)["strategy"], str(boundary))
             set_rng_state(state["rng_start"])
-            mid = state
             log.info("resumed %s inside step %d after epoch %d", store.path.name, start + 1, state["epoch"])
         else:
             strategy.load_checkpoint_state(state["strategy"], str(latest))
@@ -177,21 +193,12 @@ def _train(store: RunStore, cfg: dict, bench: ReIDBenchmark, progress: bool) -> 
             log.info("resumed %s after step %d", store.path.name, start)
 
     for k in range(start, len(bench.train_names)):
-        t0 = time.perf_counter()
-        rng_start, images_before = rng_state(), strategy.images_seen
-        spent = mid["train_seconds"] if mid else 0.0
-        strategy.resume_state = mid["strategy"] if mid else None
+        images_before = strategy.images_seen
+        current = _Experience(step=k, t0=time.perf_counter(), spent=mid["train_seconds"] if mid else 0.0,
+                              rng_start=rng_state())
         mid = None
-
-        def save_mid(s, k=k, t0=t0, spent=spent, rng_start=rng_start):
-            save_checkpoint(store.checkpoints, k, {
-                "strategy": s.mid_experience_state(), "rows": rows, "timing": timing, "step": k,
-                "epoch": s.epoch, "rng_start": rng_start, "diagnostics": diag.state_dict(),
-                "train_seconds": spent + time.perf_counter() - t0}, epoch=s.epoch)
-
-        strategy.epoch_checkpoint = save_mid
         strategy.train(bench.train_stream[k], eval_streams=[])
-        train_s = spent + time.perf_counter() - t0
+        train_s = current.spent + time.perf_counter() - current.t0
         t1 = time.perf_counter()
         n_diag = len(diag.rows)
         rows += _evaluate(strategy, bench, metric, step=k + 1, trained=bench.train_names[k])

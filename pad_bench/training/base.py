@@ -1,24 +1,50 @@
-"""The ReID strategy every method builds on: an Avalanche `SupervisedTemplate` with P×K batches,
-a growing global classifier, per-experience optimizers and LR schedules, the configured precision
-(`train.precision`: autocast on CUDA, a gradient scaler for fp16),
-explicit carried state, parameter accounting and state-dict checkpoints.
+"""The ReID strategy every method builds on: P×K batches, a growing global classifier,
+per-experience optimizers and LR schedules, the configured precision (`train.precision`: autocast
+on CUDA, a gradient scaler for fp16), explicit carried state, parameter accounting and state-dict
+checkpoints. It is an Avalanche `SupervisedTemplate` through one adapter (avalanche_adapter.py, the
+only module that overrides Avalanche's private methods); the dry-run reporting lives in reporting.py
+and checkpoint/resume state in strategy_state.py.
 
-A method subclasses `ReIDStrategy` (or composes plugins onto it) and overrides a few hooks:
-  finalize_config(cfg)         -> resolve presets/switches before config.yaml is written (classmethod)
-  build_model(cfg, bench)      -> the nn.Module to train (classmethod; bench may be None on export)
-  export_state(model)          -> the inference weights `pad-bench export` writes (classmethod)
-  adapt_model()                -> grow/reset heads at the start of an experience (before the optimizer)
-  configure_trainable()        -> set requires_grad for this experience
-  param_groups()               -> optimizer groups [{"name", "params", "lr", "weight_decay"}]; a group
-                                  may name its own "optimizer" (adam | sgd), else strategy.optimizer
-  compute_loss(out, labels)    -> the per-iteration loss; record its terms with record_losses()
-  lr_factor(epoch)             -> the LR multiplier for a 0-based epoch of the current experience
-  start_experience(index)      -> set the experience's index and budget (call super), before any
-                                  plugin callback of the experience
-  end_experience()             -> once the experience's epochs are done, before the plugins'
-                                  after_training_exp (e.g. store what the next experience needs)
-and lists what it carries between experiences in `carried` (attribute names; plugins declare
-theirs the same way). Those objects are checkpointed and counted in summary.json (carried.py).
+Hooks: a method subclasses `ReIDStrategy` and overrides only these (tests/test_hooks.py holds every
+method under strategies/ to this list), in the order a run calls them, the last two aside:
+  finalize_config(cfg)         classmethod: resolve presets/switches in cfg before config.yaml is written
+  extra_pk_batches(cfg)        classmethod: P×K batches drawn besides train.batch_p × batch_k, as
+                               ((P key, K key), P, K), checked against every training domain up front
+  build_model(cfg, bench)      classmethod: the nn.Module to train (bench may be None on export)
+  export_state(model)          classmethod: the inference weights `pad-bench export` writes
+  start_experience(index)      the experience's index and budget are set (call super), before any
+                               plugin callback of the experience
+  adapt_model()                grow/reset heads at the start of an experience (before the optimizer)
+  configure_trainable()        set requires_grad for this experience
+  param_groups()               optimizer groups [{"name", "params", "lr", "weight_decay"}]; a group
+                               may name its own "optimizer" (adam | sgd), else strategy.optimizer
+  experience_settings()        the current experience's settings as set up (summary.json, --dry-run
+                               rows): extend the dict with the method's own keys (call super)
+  before_training_epochs()     the experience is set up (data, model, optimizer, the plugins'
+                               before_training_exp) and its first epoch not yet run: e.g. a stage
+                               of its own before the epoch loop (PAD's stage 1)
+  lr_factor(epoch)             the LR multiplier for a 0-based epoch of the current experience
+  forward()                    the model's output on the current batch (`mb_x`), under autocast()
+  compute_loss(out, labels)    the per-iteration loss; record its terms with record_losses()
+  end_experience()             once the experience's epochs are done, before the plugins'
+                               after_training_exp (e.g. store what the next experience needs)
+  param_report()               parameter accounting after an experience (call super and extend)
+  kd_active                    property: whether the current experience distils from an earlier model
+  plan_experience()            the dry run's set-up of one experience, without data: override when
+                               the model is sized outside adapt_model (call super)
+
+Declarations (class attributes): `Params` (the method's hyperparameters, read as `self.hp.<name>`),
+`carried` (attribute names kept from one experience to the next; plugins declare theirs the same
+way: checkpointed and counted in summary.json, carried.py), `joint` (trained once on all domains
+merged), `plugin_order` (plugin classes that must appear in this order; the constructor checks it).
+A plugin that distils from an earlier model declares `distils = True` (OldModelPlugin does): from the
+second experience on, `kd_active` is then true.
+
+Helpers a method calls: `self.hp`, `local_labels`, `autocast()`, `grad_scaler()`, `step_model`,
+`extract(dataset)`, `class_mean_rows()`, `record_losses(terms)`, `reset_losses()`, `log_losses(...)`,
+`batch_p()`, and the batch by field name: `mb_x`, `mb_y`, `mb_camid`, `mb_is_query`, `mb_domain`.
+What the run provides (device-side transforms, a state to resume from, mid-experience checkpoints)
+comes in once, at construction, as a `RunContext` (run_context.py).
 
 Plugin state contract (for resume): a plugin lists in `carried` the attributes that live from one
 experience to the next, and implements `state_dict() -> dict` / `load_state_dict(state)` for state
@@ -27,15 +53,8 @@ lists/dicts of them (checkpoints load with weights_only=True). Everything else a
 rebuilt by its experience set-up hooks: resuming inside an experience replays that set-up from the
 previous boundary checkpoint (same model, same RNG state) and then loads the saved state on top.
 
-What each experience ran with (domain, epochs, milestones, LR per optimizer group, batch, erasing,
-KD, trainable set) is read back from the strategy once the experience is set up
-(`experience_settings`, summary.json["experiences"]); `plan()` sets every experience up the same way
-without data or training (`pad-bench run --dry-run`). A method adds its own keys by overriding
-`experience_settings` and, when it sizes the model outside adapt_model, `plan_experience`.
-
 Plugin contract: a behaviour is an Avalanche plugin; one that adds loss terms subclasses
-`training.plugins.loss.LossPlugin` and returns them. A method whose plugins must run in a given
-order lists their classes in `plugin_order`; the constructor checks the order.
+`training.plugins.loss.LossPlugin` and returns them.
 """
 from __future__ import annotations
 
@@ -43,27 +62,23 @@ import contextlib
 from typing import Any, ClassVar, Mapping
 
 import torch
-from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from ..config import per_domain
 from ..data.loading import loader_workers
-from ..data.sampler import make_batch_sampler
-from ..errors import UserError
-from .carried import carried_bytes, carried_owners, carried_values, pack_carried, unpack_carried
-from .checkpoint import load_model_state, model_state, rng_state, set_rng_state
+from .avalanche_adapter import AvalancheAdapter
 from .features import extract_features, normalized_class_means
 from .losses import reid_losses
-from .optim import build_optimizer, scaled, step
 from .params import ReIDParams
-from .plugins.old_model import OldModelPlugin
+from .reporting import ReportingMixin
+from .run_context import RunContext
 from .schedules import per_domain_list, warmup_multistep
+from .strategy_state import StrategyStateMixin
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.precision -> autocast dtype; fp32: none
 
 
-class ReIDStrategy(SupervisedTemplate):
+class ReIDStrategy(ReportingMixin, StrategyStateMixin, AvalancheAdapter):
     """Base strategy: CLIP-ReID-style ID + triplet losses on a growing classifier (fine-tune)."""
 
     #: the method's declared hyperparameters (`strategy.*`), read as `self.hp.<name>`
@@ -74,11 +89,10 @@ class ReIDStrategy(SupervisedTemplate):
     joint: ClassVar[bool] = False
     #: plugin classes whose instances must appear in this order in the strategy's plugins
     plugin_order: ClassVar[tuple[type, ...]] = ()
-    #: the cached data path's device-side transforms (pad_bench.data.device_input), set by the runner
-    device_input = None
 
     def __init__(self, *, model: nn.Module, cfg: dict, num_classes: list[int], class_offsets: list[int],
-                 device: str = "cpu", plugins: list | None = None, evaluator=None):
+                 device: str = "cpu", plugins: list | None = None, evaluator=None, run: RunContext | None = None):
+        run = run or RunContext()
         self.cfg = cfg
         self.hp = self.Params(cfg["strategy"])
         self.train_cfg: dict[str, Any] = cfg["train"]
@@ -95,8 +109,9 @@ class ReIDStrategy(SupervisedTemplate):
         self._compiled: nn.Module | None = None
         self.base_lrs: list[float] = []
         self.checkpoint_every = int(self.train_cfg.get("checkpoint_every_epochs", 0))
-        self.epoch_checkpoint = None  # callable(strategy), set by the runner: writes a mid-experience checkpoint
-        self.resume_state: dict | None = None  # a mid_experience_state() to continue from in the next train()
+        self.device_input = run.device_input
+        self.epoch_checkpoint = run.epoch_checkpoint
+        self._resume = run.resume  # consumed by the first experience trained
         kwargs = {"evaluator": evaluator} if evaluator is not None else {}
         super().__init__(
             model=model,
@@ -115,7 +130,7 @@ class ReIDStrategy(SupervisedTemplate):
         self.precision = str(self.train_cfg.get("precision", "fp32")) if self.device.type == "cuda" else "fp32"
         self.scaler = self.grad_scaler()
 
-    # ---- construction -------------------------------------------------------------------
+    # ---- hooks: construction ----------------------------------------------------------------------
     @classmethod
     def finalize_config(cls, cfg: dict) -> None:
         """Resolve method switches in place (e.g. presets) so config.yaml records concrete values."""
@@ -141,7 +156,13 @@ class ReIDStrategy(SupervisedTemplate):
                             text_tower=bool(m.get("text_tower", False)), **model_options(m),
                             test_feature=m.get("test_feature", "pre_bn"), test_normalize=m.get("test_normalize", True))
 
-    # ---- hooks for methods --------------------------------------------------------------
+    # ---- hooks: an experience ---------------------------------------------------------------------
+    def start_experience(self, index: int) -> None:
+        """Called when experience `index` starts (in training and in the dry run), before any plugin callback."""
+        self.exp_index = index
+        self.train_epochs = int(per_domain(self.train_cfg["epochs"], index))
+        self.epoch = 0
+
     def adapt_model(self) -> None:
         """Grow the global classifier by this experience's identities (docs/methods/finetune.md#classifier-growth)."""
         n_new = self.num_classes_per_exp[self.exp_index]
@@ -158,15 +179,9 @@ class ReIDStrategy(SupervisedTemplate):
         params = [p for p in self.model.parameters() if p.requires_grad]
         return [{"name": "all", "params": params, "lr": self.hp.lr, "weight_decay": self.hp.weight_decay}]
 
-    def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
-        """ID loss on every head tap + batch-hard triplet on every triplet tap."""
-        hp = self.hp
-        ce, tri = reid_losses(out, labels, hp, self.model.backbone.triplet_taps)
-        self.record_losses({"id": ce, "tri": tri})
-        return hp.id_weight * ce + hp.triplet_weight * tri
-
-    def end_experience(self) -> None:
-        """Called once the experience's epochs are done, before the plugins' after_training_exp."""
+    def before_training_epochs(self) -> None:
+        """Called once the experience is set up, before its epoch loop; also when a run resumes
+        inside the experience (its set-up is replayed, then the saved state is loaded on top)."""
 
     def lr_factor(self, epoch: int) -> float:
         """Warmup-multistep for the 0-based epoch of the current experience. `schedule_step`
@@ -179,74 +194,31 @@ class ReIDStrategy(SupervisedTemplate):
                                 warmup_epochs=int(hp.warmup_epochs),
                                 warmup_factor=hp.warmup_factor, gamma=hp.gamma)
 
+    def forward(self):
+        with self.autocast():
+            return self.step_model(self.mb_x)
+
+    def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
+        """ID loss on every head tap + batch-hard triplet on every triplet tap."""
+        hp = self.hp
+        ce, tri = reid_losses(out, labels, hp, self.model.backbone.triplet_taps)
+        self.record_losses({"id": ce, "tri": tri})
+        return hp.id_weight * ce + hp.triplet_weight * tri
+
+    def end_experience(self) -> None:
+        """Called once the experience's epochs are done, before the plugins' after_training_exp."""
+
+    @property
+    def kd_active(self) -> bool:
+        """Whether the current experience distils from an earlier model: from the second experience
+        on, when a plugin declares `distils`."""
+        return self.exp_index > 0 and any(getattr(p, "distils", False) for p in self.plugins)
+
+    # ---- helpers for methods ----------------------------------------------------------------------
     def batch_p(self) -> int:
         """Identities per P×K batch in the current experience."""
         return int(per_domain(self.train_cfg["batch_p"], self.exp_index))
 
-    @property
-    def kd_active(self) -> bool:
-        """Whether the current experience distils from an earlier model (the old-model methods, from step 2)."""
-        return self.exp_index > 0 and any(isinstance(p, OldModelPlugin) for p in self.plugins)
-
-    # ---- what ran: per-experience settings and the dry run ------------------------------
-    def domain_name(self) -> str:
-        return "joint" if self.joint else self.cfg["benchmark"]["domains"][self.exp_index]
-
-    def experience_settings(self) -> dict:
-        """The settings the current experience runs with, read from the strategy as set up (after
-        the trainable set and the optimizer): summary.json["experiences"] and --dry-run rows."""
-        bb = self.model.backbone
-        image = bb.clip.visual if hasattr(bb, "clip") else bb
-        flags = [p.requires_grad for p in image.parameters()]
-        blocks = getattr(bb, "blocks", None)
-        return {
-            "domain": self.domain_name(),
-            "position": self.exp_index,
-            "epochs": self.train_epochs,
-            "milestones": list(per_domain_list(self.hp.milestones, self.exp_index)),
-            "schedule_step": self.hp.schedule_step,
-            "lr": {g.get("name", str(i)): lr for i, (g, lr) in enumerate(zip(self.optimizer.param_groups,
-                                                                               self.base_lrs))},
-            "batch_p": self.batch_p(),
-            "batch_k": self.train_cfg["batch_k"],
-            "sampler": self.train_cfg["sampler"],
-            "random_erasing": per_domain(self.train_cfg["random_erasing"], self.exp_index),
-            "precision": self.precision,
-            "kd": self.kd_active,
-            "new_slots": None,
-            "unfreeze": "full" if all(flags) else ("partial" if any(flags) else "none"),
-            "trainable_blocks": None if blocks is None else
-            [i for i, b in enumerate(blocks) if any(p.requires_grad for p in b.parameters())],
-            "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-        }
-
-    def start_experience(self, index: int) -> None:
-        """Called when experience `index` starts (in training and in the dry run), before any plugin callback."""
-        self.exp_index = index
-        self.train_epochs = int(per_domain(self.train_cfg["epochs"], index))
-        self.epoch = 0
-
-    def plan_experience(self) -> None:
-        """Size and freeze the model for the current experience as training does, without data."""
-        self.adapt_model()
-        self.configure_trainable()
-        self.make_optimizer()
-
-    def plan(self) -> list[dict]:
-        """The dry run: every experience set up in training order, its settings; nothing trains.
-        The model is left as after the last experience's set-up: build a fresh one to train."""
-        self.planning = True
-        try:
-            rows = []
-            for k in range(len(self.num_classes_per_exp)):
-                self.start_experience(k)
-                self.plan_experience()
-                rows.append(self.experience_settings())
-            return rows
-        finally:
-            self.planning = False
-
-    # ---- helpers for methods ------------------------------------------------------------
     @property
     def local_labels(self) -> Tensor:
         """This experience's labels restarted at 0 (for heads rebuilt per domain)."""
@@ -260,11 +232,15 @@ class ReIDStrategy(SupervisedTemplate):
         """A fresh gradient scaler under fp16 (whose gradients underflow without one), else None."""
         return torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
 
-    def backward(self):
-        scaled(self.loss, self.scaler).backward(retain_graph=self.retain_graph)
-
-    def optimizer_step(self):
-        step(self.optimizer, self.scaler)
+    @property
+    def step_model(self) -> nn.Module:
+        """What the training forward calls: the model, or with train.compile its torch.compile wrapper
+        (built once; it shares the model's parameters and recompiles when a head changes size)."""
+        if not (self.train_cfg.get("compile") and self.is_training):
+            return self.model
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model)
+        return self._compiled
 
     def extract(self, dataset, model: nn.Module | None = None, keys: tuple[str, ...] = ("embedding",)) -> dict:
         """Eval-mode features of a dataset (eval transforms) plus labels and camera ids:
@@ -288,182 +264,22 @@ class ReIDStrategy(SupervisedTemplate):
         n = self.num_classes_per_exp[self.exp_index]
         return {t: normalized_class_means(feats[key], labels, n, normalize=not raw) for t, key in zip(taps, keys)}
 
+    def reset_losses(self) -> None:
+        """Start the loss record of a new step (the iteration loop does this before every iteration)."""
+        self.loss_terms = {}
+
     def record_losses(self, terms: Mapping[str, Tensor | float]) -> None:
         """Record unweighted loss terms of the current step by name (progress bar, TensorBoard, losses.csv)."""
         self.loss_terms.update({k: float(v.detach() if isinstance(v, Tensor) else v) for k, v in terms.items()})
 
     def log_losses(self, phase: str, total: Tensor, epoch: int | None = None) -> None:
         """Hand the current step's total and terms to the run's loss logs (a step outside Avalanche's
-        iteration loop, e.g. PAD's stage 1, calls this itself)."""
+        iteration loop, e.g. PAD's stage 1, calls reset_losses() before it and this after it)."""
         from .loss_log import LossLog
 
         for p in self.plugins:
             if isinstance(p, LossLog):
                 p.log(self, phase, total, epoch)
-
-    # ---- Avalanche overrides ------------------------------------------------------------
-    def _before_training_exp(self, **kwargs):
-        self.start_experience(self.experience.current_experience)
-        super()._before_training_exp(**kwargs)  # data, heads, trainable set, optimizer, plugins
-        self.experience_history.append(self.experience_settings())
-
-    def make_train_dataloader(self, num_workers: int = 0, **kwargs):
-        labels = [int(y) for y in self.adapted_dataset.targets]
-        self.id_sampler = make_batch_sampler(self.train_cfg["sampler"], labels, list(self.adapted_dataset.camid),
-                                             self.batch_p(), self.train_cfg["batch_k"],
-                                             seed=self.seed * 1000 + self.exp_index)
-        self.dataloader = DataLoader(self.adapted_dataset, batch_sampler=self.id_sampler,
-                                     num_workers=loader_workers(self.train_cfg),
-                                     pin_memory=self.device.type == "cuda")
-
-    def _unpack_minibatch(self):
-        super()._unpack_minibatch()
-        if self.device_input is not None:  # cached data path: uint8 images, transformed here
-            x, domains = self.mbatch[0], self.mbatch[4]
-            self.mbatch[0] = (self.device_input.train_batch(x, domains, self.images_seen) if self.is_training
-                              else self.device_input.eval_batch(x))
-
-    def model_adaptation(self, model=None):
-        if not self.is_training:  # eval also calls this: never grow heads on test identities
-            return self.model.to(self.device)  # Avalanche's eval() does not move the model
-        self.adapt_model()
-        self.configure_trainable()
-        return self.model.to(self.device)
-
-    def make_optimizer(self, **kwargs):
-        groups = [g for g in self.param_groups() if g["params"]]
-        if not groups:
-            raise UserError(f"strategy '{self.hp.name}' has no trainable parameters in experience {self.exp_index}")
-        for g in groups:
-            if not g["lr"] >= 0:  # torch checks only the default rate, not each group's
-                raise UserError(f"strategy '{self.hp.name}': learning rate {g['lr']} of parameter group "
-                                f"'{g.get('name', '?')}' must be >= 0")
-        self.base_lrs = [g["lr"] for g in groups]
-        self.optimizer = build_optimizer(groups, self.hp.optimizer, self.hp.momentum)
-        self.scaler = self.grad_scaler()  # one per experience, as its optimizer
-        self.optimized_param_id = True  # tells Avalanche an optimizer exists; we rebuild it ourselves
-
-    def _before_training_epoch(self, **kwargs):
-        self.id_sampler.set_epoch(self.epoch)
-        factor = self.lr_factor(self.epoch)
-        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
-            g["lr"] = base * factor
-        super()._before_training_epoch(**kwargs)
-
-    def _after_training_epoch(self, **kwargs):
-        super()._after_training_epoch(**kwargs)
-        self.epoch += 1
-        every = self.checkpoint_every
-        if every > 0 and self.epoch % every == 0 and self.epoch < self.train_epochs and self.epoch_checkpoint:
-            self.epoch_checkpoint(self)
-
-    def _train_exp(self, experience, eval_streams=None, **kwargs):
-        """Avalanche's epoch loop, starting at `self.epoch` (non-zero when resumed inside the experience)."""
-        if self.resume_state is not None:
-            self.load_mid_experience_state(self.resume_state)
-            self.resume_state = None
-        while self.epoch < self.train_epochs:
-            self._before_training_epoch(**kwargs)
-            if self._stop_training:
-                self._stop_training = False
-                break
-            self.training_epoch(**kwargs)
-            self._after_training_epoch(**kwargs)
-
-    @property
-    def step_model(self) -> nn.Module:
-        """What the training forward calls: the model, or with train.compile its torch.compile wrapper
-        (built once; it shares the model's parameters and recompiles when a head changes size)."""
-        if not (self.train_cfg.get("compile") and self.is_training):
-            return self.model
-        if self._compiled is None:
-            self._compiled = torch.compile(self.model)
-        return self._compiled
-
-    def forward(self):
-        with self.autocast():
-            return self.step_model(self.mb_x)
-
-    def criterion(self):
-        if not self.is_training:
-            return torch.zeros((), device=self.device)
-        return self.compute_loss(self.mb_output, self.mb_y)
-
-    def _before_training_iteration(self, **kwargs):
-        self.loss_terms = {}
-        super()._before_training_iteration(**kwargs)
-
-    def _after_training_iteration(self, **kwargs):
-        self.images_seen += len(self.mb_y)
-        super()._after_training_iteration(**kwargs)
-
-    def _after_training_exp(self, **kwargs):
-        self.end_experience()
-        super()._after_training_exp(**kwargs)
-        self.param_history.append(self.param_report())
-
-    # ---- carried state, accounting, checkpoints -----------------------------------------
-    def carried_owners(self) -> list[tuple[str, Any]]:
-        """(prefix, owner) of everything that declares `carried`: the strategy and its plugins."""
-        return carried_owners(self, self.plugins)
-
-    def resumable_plugins(self) -> dict[str, Any]:
-        """Plugins that implement the state contract's state_dict()/load_state_dict(), by class name."""
-        return {type(p).__name__: p for p in self.plugins if callable(getattr(p, "state_dict", None))}
-
-    def carried_state(self) -> dict[str, Any]:
-        return carried_values(self.carried_owners())
-
-    def param_report(self) -> dict:
-        params = list(self.model.parameters())
-        total = sum(p.numel() for p in params)
-        trainable = sum(p.numel() for p in params if p.requires_grad)
-        carried = carried_bytes(self.carried_owners(), self.model)
-        return {
-            "experience": self.exp_index,
-            "total_params": total,
-            "trainable_params": trainable,
-            "trainable_ratio": trainable / max(total, 1),
-            "carried_bytes": carried,
-            "carried_total_bytes": sum(carried.values()),
-        }
-
-    def checkpoint_state(self) -> dict:
-        carried = pack_carried(self.carried_owners())
-        return {"model": model_state(self.model), "carried": carried, "exp_index": self.exp_index,
-                "images_seen": self.images_seen, "param_history": self.param_history,
-                "experience_history": self.experience_history,
-                "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
-
-    def load_checkpoint_state(self, state: dict, source: str = "checkpoint") -> None:
-        load_model_state(self.model, state["model"], source)
-        unpack_carried(self.carried_owners(), state["carried"])
-        self.exp_index = state["exp_index"]
-        self.images_seen = state["images_seen"]
-        self.param_history = state["param_history"]
-        self.experience_history = state.get("experience_history", [])
-        self._load_plugin_states(state.get("plugins", {}))
-
-    def _load_plugin_states(self, states: dict) -> None:
-        for name, plugin in self.resumable_plugins().items():
-            plugin.load_state_dict(states.get(name, {}))
-
-    def mid_experience_state(self) -> dict:
-        """Everything that changes inside an experience, after `self.epoch` epochs of it."""
-        return {"model": model_state(self.model), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
-                "images_seen": self.images_seen, "rng": rng_state(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-                "plugins": {k: p.state_dict() for k, p in self.resumable_plugins().items()}}
-
-    def load_mid_experience_state(self, state: dict) -> None:
-        """Continue after the set-up of the experience was replayed: weights, optimizer, epoch, plugins, RNG."""
-        load_model_state(self.model, state["model"], "the mid-experience checkpoint")
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.images_seen = state["epoch"], state["images_seen"]
-        self._load_plugin_states(state["plugins"])
-        set_rng_state(state["rng"])
 
 
 def check_plugin_order(owner: str, plugins: list, order: tuple[type, ...]) -> None:

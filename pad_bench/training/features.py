@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ..data.batch import ReIDBatch
+
 
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, *, keys: tuple[str, ...] = ("embedding",), batch_size: int,
@@ -23,16 +25,16 @@ def extract_features(model: nn.Module, dataset, *, keys: tuple[str, ...] = ("emb
     model.eval()
     loader = DataLoader(dataset.eval(), batch_size=batch_size, shuffle=False, num_workers=num_workers)
     out: dict[str, list] = {k: [] for k in keys + ("labels", "camids")}
-    for batch in loader:
-        x = batch[0].to(device)
+    for batch in map(ReIDBatch.of, loader):
+        x = batch.image.to(device)
         if prepare is not None:
             x = prepare(x)
         with autocast():
             feats = model(x)
         for k in keys:
             out[k].append(output_tap(feats, k).float())
-        out["labels"].append(batch[1].to(device))
-        out["camids"].append(batch[2].to(device))
+        out["labels"].append(batch.pid.to(device))
+        out["camids"].append(batch.camid.to(device))
     model.train(was_training)
     return {k: torch.cat(v) for k, v in out.items()}
 

@@ -73,6 +73,11 @@ class DAFCBackbone(nn.Module):
         return {"fin": gated_sum(outputs, gate), "adapt": gated_sum(outputs, gate, start, start + self.experts_per_step),
                 "experts": outputs}
 
+    def image_encoder(self) -> nn.Module:
+        """The module whose trainable flags the run reports as `unfreeze`: this whole backbone
+        (its trunk's frozen text tower included)."""
+        return self
+
     def image_encoder_state_dict(self) -> dict[str, Tensor]:
         """Everything but the text tower: the description's text feature stands in for it."""
         sd = {f"trunk.{k}": t for k, t in self.trunk.image_encoder_state_dict().items()}

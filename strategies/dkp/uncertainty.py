@@ -67,6 +67,10 @@ class UncertaintyBackbone(nn.Module):
         mu, sigma = self.heads(*self.head_inputs(x, prompter))
         return {"mu": mu, "sigma": sigma}
 
+    def image_encoder(self) -> nn.Module:
+        """The module whose trainable flags the run reports as `unfreeze`: this whole backbone."""
+        return self
+
     def image_encoder_state_dict(self) -> dict[str, Tensor]:
         return dict(self.state_dict())
 

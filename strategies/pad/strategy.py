@@ -150,12 +150,10 @@ class PAD(ReIDStrategy):
     plugin_order = (PromptGrowthPlugin, TexKDPlugin, EMAVisKDPlugin)
     Params = PADParams
 
-    def __init__(self, *, model: PADNet, cfg: dict, num_classes: list[int], class_offsets: list[int],
-                 device: str = "cpu", plugins: list | None = None, evaluator=None):
+    def __init__(self, *, model: PADNet, cfg: dict, num_classes: list[int], plugins: list | None = None, **kwargs):
         self.context = PADContext(model=model, seed=int(cfg["seed"]), autocast=self.autocast)
         own = pad_plugins(self.Params(cfg["strategy"]), len(num_classes), self.context)
-        super().__init__(model=model, cfg=cfg, num_classes=num_classes, class_offsets=class_offsets,
-                         device=device, plugins=own + list(plugins or []), evaluator=evaluator)
+        super().__init__(model=model, cfg=cfg, num_classes=num_classes, plugins=own + list(plugins or []), **kwargs)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -229,8 +227,8 @@ class PAD(ReIDStrategy):
         return loss
 
     # ---- stage 1 ------------------------------------------------------------------------------
-    def _before_training_exp(self, **kwargs):
-        super()._before_training_exp(**kwargs)  # slots, heads, trainable set, stage-2 optimizer, EMA teacher
+    def before_training_epochs(self) -> None:
+        """Stage 1, once the slots, heads, trainable set, stage-2 optimizer and EMA teacher exist."""
         self.train_stage1()
 
     def train_stage1(self) -> None:
@@ -254,14 +252,14 @@ class PAD(ReIDStrategy):
                                         warmup_lr=hp.stage1_warmup_lr, warmup_epochs=hp.stage1_warmup_epochs)
             for idx in torch.randperm(len(labels), generator=generator).split(self.stage1_batch):
                 idx = idx.to(feats.device)
-                self.loss_terms = {}
+                self.reset_losses()
                 loss = self.stage1_loss(feats[idx], labels[idx], hooked)
                 optimizer.zero_grad(set_to_none=True)
                 scaled(loss, scaler).backward()
                 step(optimizer, scaler)
                 self.log_losses("stage1", loss, epoch)
         ctx.requires_grad_(False)
-        self.loss_terms = {}
+        self.reset_losses()
         with self.autocast():
             self.context.text_bank = self.model.text_bank()
 
@@ -307,7 +305,7 @@ class PAD(ReIDStrategy):
     def plan_experience(self) -> None:
         for p in self.plugins:  # the new slots must exist before the trainable set (as in training)
             if isinstance(p, PromptGrowthPlugin):
-                p.before_train_dataset_adaptation(self)
+                p.grow()
         super().plan_experience()
 
     def experience_settings(self) -> dict:

@@ -37,6 +37,11 @@ class GeneralPromptBackbone(nn.Module):
             raise UserError("PAEMA's backbone brings its own prompt; it takes no other prompter")
         return self.trunk(x, prompter=lambda i, tokens: KVPrefix(self.prompt[i].expand(tokens.shape[0], -1, -1)))
 
+    def image_encoder(self) -> nn.Module:
+        """The module whose trainable flags the run reports as `unfreeze`: this whole backbone
+        (prompt and trunk)."""
+        return self
+
     def image_encoder_state_dict(self) -> dict[str, Tensor]:
         """The trunk's image side (a CLIP's text tower stays out) and the prompt."""
         sd = {f"trunk.{k}": t for k, t in self.trunk.image_encoder_state_dict().items()}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 from avalanche.core import SupervisedPlugin
 from torch import nn
@@ -13,6 +14,8 @@ class OldModelPlugin(SupervisedPlugin):
 
     Put it before the plugins that read `model`, so that the copy exists when they run.
     """
+
+    distils: ClassVar[bool] = True  # the strategy's `kd_active` (summary.json "kd") from the second experience
 
     def __init__(self):
         super().__init__()

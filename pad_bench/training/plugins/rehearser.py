@@ -9,6 +9,7 @@ from avalanche.core import SupervisedPlugin
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ...data.batch import ReIDBatch
 from ...data.loading import loader_workers
 from ...data.sampler import PKBatchSampler
 from ...hparams import HParams, hp
@@ -95,10 +96,10 @@ def _endless(loader: DataLoader, sampler: PKBatchSampler, strategy):
     epoch = step = 0
     while True:
         sampler.set_epoch(epoch)
-        for batch in loader:
-            x = batch[0].to(strategy.device)
+        for batch in map(ReIDBatch.of, loader):
+            x = batch.image.to(strategy.device)
             if strategy.device_input is not None:
-                x = strategy.device_input.train_batch(x, batch[4].to(strategy.device), step)
+                x = strategy.device_input.train_batch(x, batch.domain.to(strategy.device), step)
             step += len(x)
             yield x
         epoch += 1

@@ -29,4 +29,8 @@ class PromptGrowthPlugin(SupervisedPlugin):
         self.slots, self.ctx = list(slots), ctx
 
     def before_train_dataset_adaptation(self, strategy, **kwargs):
+        self.grow()
+
+    def grow(self) -> None:
+        """Allocate the current experience's new slots (training, and the dry run's set-up)."""
         self.ctx.prompt_pool.allocate_new_domain_slots(per_domain(self.slots, self.ctx.exp_index))
