@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import pytest
@@ -69,7 +70,8 @@ def test_routing_record_weighs_every_token_of_every_batch():
 
 
 def _strategy(stream: str, index: int) -> SimpleNamespace:
-    return SimpleNamespace(experience=SimpleNamespace(origin_stream=SimpleNamespace(name=stream), current_experience=index))
+    return SimpleNamespace(experience=SimpleNamespace(origin_stream=SimpleNamespace(name=stream), current_experience=index),
+                           routing_record=lambda: nullcontext(None))
 
 
 def _evaluate(diag: Diagnostics, step: int, splits: list[torch.Tensor]) -> list[dict]:

@@ -2,7 +2,7 @@
 
 The maths are plain functions on tensors; `Diagnostics` gathers them during the evaluation after every
 step (RetrievalMetric hands it each eval experience's query features) and keeps the long table that
-becomes diagnostics.csv. Methods take part through two optional strategy hooks, never by name:
+becomes diagnostics.csv. Methods take part through two strategy hooks (ReIDStrategy's defaults opt out), never by name:
 - `text_anchors()` -> TextAnchors | None: the frozen text tower's anchors of the identities just trained;
 - `routing_record()` -> a context manager yielding a RoutingRecord (or None) that the model fills
   while it is entered, with the prompt slots each test image selects.
@@ -10,7 +10,7 @@ becomes diagnostics.csv. Methods take part through two optional strategy hooks, 
 from __future__ import annotations
 
 import math
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
@@ -124,8 +124,7 @@ class Diagnostics:
         self._stack = ExitStack()
 
     def start_experience(self, strategy) -> None:
-        hook = getattr(strategy, "routing_record", None)
-        self._routing = self._stack.enter_context(hook() if hook is not None else nullcontext())
+        self._routing = self._stack.enter_context(strategy.routing_record())
 
     def end_experience(self, strategy, query_feats: Tensor) -> None:
         self._stack.close()
@@ -162,8 +161,7 @@ class Diagnostics:
 
     def align(self, strategy, dataset, *, step: int, domain: str) -> None:
         """Text-anchor alignment of the images of `dataset` (the domain just trained) with their anchors."""
-        hook = getattr(strategy, "text_anchors", None)
-        anchors = hook() if hook is not None else None
+        anchors = strategy.text_anchors()
         if anchors is None or len(anchors.anchors) < 2:
             return
         feats = strategy.extract(dataset, keys=(anchors.feature,))

@@ -6,7 +6,7 @@ only module that overrides Avalanche's private methods); the dry-run reporting l
 and checkpoint/resume state in strategy_state.py.
 
 Hooks: a method subclasses `ReIDStrategy` and overrides only these (tests/test_hooks.py holds every
-method under strategies/ to this list), in the order a run calls them, the last two aside:
+method under strategies/ to this list), in the order a run calls them, the last four aside:
   finalize_config(cfg)         classmethod: resolve presets/switches in cfg before config.yaml is written
   extra_pk_batches(cfg)        classmethod: P×K batches drawn besides train.batch_p × batch_k, as
                                ((P key, K key), P, K), checked against every training domain up front
@@ -32,6 +32,10 @@ method under strategies/ to this list), in the order a run calls them, the last 
   kd_active                    property: whether the current experience distils from an earlier model
   plan_experience()            the dry run's set-up of one experience, without data: override when
                                the model is sized outside adapt_model (call super)
+  text_anchors()               diagnostics (docs/metrics.md): the text anchors of the identities just
+                               trained, for the alignment figures; None (the default) without a text side
+  routing_record()             diagnostics: a context manager in which test forwards record their prompt
+                               slots, for the routing figures; yields None (the default) without a pool
 
 Declarations (class attributes): `Params` (the method's hyperparameters, read as `self.hp.<name>`),
 `carried` (attribute names kept from one experience to the next; plugins declare theirs the same
@@ -207,6 +211,15 @@ class ReIDStrategy(ReportingMixin, StrategyStateMixin, AvalancheAdapter):
 
     def end_experience(self) -> None:
         """Called once the experience's epochs are done, before the plugins' after_training_exp."""
+
+    def text_anchors(self):
+        """Diagnostics: a metrics.diagnostics.TextAnchors of the identities just trained, or None (no text side)."""
+        return None
+
+    def routing_record(self):
+        """Diagnostics: a context manager yielding a metrics.diagnostics.RoutingRecord that the model fills
+        with the prompt slots each test image selects while it is entered, or None (no prompt pool)."""
+        return contextlib.nullcontext(None)
 
     @property
     def kd_active(self) -> bool:
