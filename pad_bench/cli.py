@@ -183,14 +183,18 @@ def cmd_run(args) -> int:
     return 0
 
 
-PLAN_COLUMNS = (("position", "pos"), ("domain", "domain"), ("stage1_epochs", "s1 ep"), ("epochs", "epochs"),
-                ("milestones", "milestones"), ("lr", "LR per group"), ("batch", "batch"), ("stage1_batch", "s1 batch"),
-                ("random_erasing", "RE p"), ("precision", "precision"), ("kd", "KD"), ("new_slots", "new slots"),
-                ("unfreeze", "unfreeze"), ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
+# The base strategy's keys (ReIDStrategy.experience_settings) and their headings, in table order;
+# batch_p x batch_k show as one "batch" column, and the schedule's step and the sampler are not shown.
+BASE_COLUMNS = (("position", "pos"), ("domain", "domain"), ("epochs", "epochs"), ("milestones", "milestones"),
+                ("lr", "LR per group"), ("batch", "batch"), ("random_erasing", "RE p"), ("precision", "precision"),
+                ("kd", "KD"), ("unfreeze", "unfreeze"), ("trainable_blocks", "blocks"),
+                ("trainable_params", "trainable"))
+BASE_HIDDEN = frozenset({"batch_p", "batch_k", "schedule_step", "sampler"})
 
 
 def format_plan(rows: list[dict]) -> str:
-    """The dry run's per-domain table; columns a strategy does not report are left out."""
+    """The dry run's per-domain table: the base columns, then the keys a method adds to
+    experience_settings, in the order it reports them; a column no row fills is left out."""
     def cell(row: dict, key: str) -> str:
         if key == "batch":
             return f"{row['batch_p']}x{row['batch_k']}"
@@ -201,7 +205,9 @@ def format_plan(rows: list[dict]) -> str:
             return ",".join(map(str, value)) or "-"
         return "on" if value is True else "off" if value is False else str(value)
 
-    cols = [(k, h) for k, h in PLAN_COLUMNS if k == "batch" or any(r.get(k) is not None for r in rows)]
+    base = {k for k, _ in BASE_COLUMNS} | BASE_HIDDEN
+    own = [(k, k.replace("_", " ")) for k in dict.fromkeys(k for r in rows for k in r) if k not in base]
+    cols = [(k, h) for k, h in BASE_COLUMNS + tuple(own) if k == "batch" or any(r.get(k) is not None for r in rows)]
     table = [[h for _, h in cols]] + [[cell(r, k) for k, _ in cols] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table)

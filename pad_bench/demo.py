@@ -8,21 +8,17 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from .config import list_strategies, resolve_config
+from .config import demo_flag, list_strategies, resolve_config
 from .data.synth import SynthConfig
 from .data.synth_cache import DEFAULT_SYNTH
 from .registry import METHODS
 
 
-# The methods `pad-bench demo` runs by default, within its 15-minute CPU budget; `--all` runs every method.
-HEADLINE = ("finetune", "joint", "lstkc", "dkp", "pad")
-
-
 def demo_strategies(every: bool = False) -> list[str]:
-    """The headline methods, or (every) each method: the YAML named like its method folder
-    (presets/variants excluded)."""
+    """The methods whose YAML says `demo: headline` (chosen to fit the demo's 15-minute CPU budget),
+    or (every) each method: the YAML named like its method folder (presets/variants excluded)."""
     methods = [n for n in list_strategies() if n in METHODS]
-    return methods if every else [n for n in methods if n in HEADLINE]
+    return methods if every else [n for n in methods if demo_flag(n) == "headline"]
 
 
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None,

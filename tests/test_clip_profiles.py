@@ -31,7 +31,7 @@ def _clip_tiny_strategy(method: str, synth_root):
         if f"{m}_rehearser_batch" in cfg["strategy"]:
             cfg["strategy"].update({f"{m}_rehearser_batch": [4, 2], f"{m}_rehearser_iters": 2})
     cls = finalize(cfg)
-    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=cls.joint)
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), union=cls.sees_union)
     return cfg, build_strategy(cfg, bench, evaluator=EvaluationPlugin(loggers=[])), bench
 
 

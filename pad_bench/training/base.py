@@ -51,6 +51,7 @@ from ..config import per_domain
 from ..data.loading import loader_workers
 from ..data.sampler import make_batch_sampler
 from ..errors import UserError
+from ..metrics.lifelong import UNION_LABEL
 from .carried import carried_bytes, carried_owners, carried_values, pack_carried, unpack_carried
 from .checkpoint import load_model_state, model_state, rng_state, set_rng_state
 from .features import extract_features, normalized_class_means
@@ -70,8 +71,8 @@ class ReIDStrategy(SupervisedTemplate):
     Params: ClassVar[type[ReIDParams]] = ReIDParams
     #: attribute names (on the strategy) carried from one experience to the next, besides the model
     carried: ClassVar[tuple[str, ...]] = ()
-    #: True for methods trained once on all domains merged into one experience
-    joint: ClassVar[bool] = False
+    #: True for a method trained once on every domain merged into one experience (labelled UNION_LABEL)
+    sees_union: ClassVar[bool] = False
     #: plugin classes whose instances must appear in this order in the strategy's plugins
     plugin_order: ClassVar[tuple[type, ...]] = ()
     #: the cached data path's device-side transforms (pad_bench.data.device_input), set by the runner
@@ -190,7 +191,7 @@ class ReIDStrategy(SupervisedTemplate):
 
     # ---- what ran: per-experience settings and the dry run ------------------------------
     def domain_name(self) -> str:
-        return "joint" if self.joint else self.cfg["benchmark"]["domains"][self.exp_index]
+        return UNION_LABEL if self.sees_union else self.cfg["benchmark"]["domains"][self.exp_index]
 
     def experience_settings(self) -> dict:
         """The settings the current experience runs with, read from the strategy as set up (after
