@@ -316,7 +316,7 @@ def cmd_datasets_synth(args) -> int:
         return rehearsal_synth(args)
     if args.jobs is not None or args.limit is not None:
         raise UserError("--jobs and --limit apply to --scale paper or tiny; drop them for the demo domains")
-    from .data.synth import SynthConfig, generate, is_complete
+    from .synthetic.domains import SynthConfig, generate, is_complete
 
     cfg = SynthConfig(seed=args.seed)
     if is_complete(args.out, cfg):
@@ -325,7 +325,7 @@ def cmd_datasets_synth(args) -> int:
         info = generate(args.out, cfg)
         print(f"wrote synthetic domains to {args.out}: {', '.join(info.get('domains', {}))}")
     if args.pretrain:
-        from .training.pretrain import PRETRAINABLE, ensure_pretrained
+        from .synthetic.pretrain import PRETRAINABLE, ensure_pretrained
 
         for model in PRETRAINABLE:
             print(f"{model}: {ensure_pretrained(args.out, model)}")
@@ -335,7 +335,7 @@ def cmd_datasets_synth(args) -> int:
 def rehearsal_synth(args) -> int:
     import os
 
-    from .data.rehearsal import generate_rehearsal
+    from .synthetic.rehearsal import generate_rehearsal
 
     if args.pretrain:
         raise UserError(f"--pretrain applies to the demo domains; drop it with --scale {args.scale}")

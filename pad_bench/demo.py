@@ -9,8 +9,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .config import demo_flag, list_strategies, resolve_config
-from .data.synth import SynthConfig
-from .data.synth_cache import DEFAULT_SYNTH
+from .synthetic.domains import SynthConfig
+from .synthetic.assets import DEFAULT_SYNTH
 from .registry import METHODS
 
 
@@ -28,7 +28,7 @@ def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | Non
     (default: one per available CPU), each on an equal share of the CPUs: the tiny models use one
     core far better than two, so parallel runs finish sooner."""
     from .data.loading import available_cpus
-    from .data.synth_cache import ensure_synthetic, prepare_synthetic
+    from .synthetic.assets import ensure_synthetic, prepare_synthetic
     from .results.compare import compare_runs
     from .run.runner import run_name
 

@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from pad_bench.config import resolve_config
-from pad_bench.data import synth_cache
-from pad_bench.data.corpus import CorpusConfig
-from pad_bench.data.synth import SynthConfig
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.training import pretrain
+from pad_bench.synthetic import assets, pretrain
+from pad_bench.synthetic.corpus import CorpusConfig
+from pad_bench.synthetic.domains import SynthConfig
 
 TINY = pretrain.PretrainConfig(seed=1, corpus=CorpusConfig(seed=2, train_ids=6, heldout_ids=3, images_per_id=2,
                                                            height=64, width=32),
@@ -79,10 +78,10 @@ def test_report(pretrained):
 
 def test_synth_pretrained_resolves_on_a_fresh_data_root(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain, "DEFAULT_PRETRAIN", TINY)
-    monkeypatch.setattr(synth_cache, "DEFAULT_SYNTH", TINY_DOMAINS)
+    monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"benchmark.data_root": str(tmp_path)})
     assert cfg["model"]["weights"] == "synth-pretrained"  # the benchmark's default
-    synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+    assets.prepare_synthetic(cfg, log=lambda *_: None)
     assert (tmp_path / "synth.json").is_file() and (tmp_path / "synth_u2" / "attributes.json").is_file()
     expected = pretrain.pretrained_dir(tmp_path, "clip-tiny", TINY) / "weights.pt"
     assert cfg["model"]["weights"] == str(expected) and expected.is_file()
@@ -90,7 +89,7 @@ def test_synth_pretrained_resolves_on_a_fresh_data_root(tmp_path, monkeypatch):
 
     cfg = resolve_config(benchmark="synth", strategy="finetune",
                          sets={"benchmark.data_root": str(tmp_path), "model.weights": "random"})
-    synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+    assets.prepare_synthetic(cfg, log=lambda *_: None)
     assert cfg["model"]["weights"] == "random"
 
 
@@ -98,9 +97,9 @@ def test_synth_pretrained_errors(tmp_path):
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"benchmark.data_root": str(tmp_path)})
     (tmp_path / "synth_d1").mkdir()  # left over from an interrupted generation
     with pytest.raises(UserError, match="datasets synth --out"):
-        synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+        assets.prepare_synthetic(cfg, log=lambda *_: None)
     cfg = resolve_config(benchmark="aka-order1", strategy="finetune", sets={"model.weights": "synth-pretrained"})
     with pytest.raises(UserError, match="synthetic benchmark only"):
-        synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+        assets.prepare_synthetic(cfg, log=lambda *_: None)
     with pytest.raises(UserError, match="no synthetic pretraining for model 'clip-vit-b16'"):
         pretrain.ensure_pretrained(tmp_path, "clip-vit-b16", TINY)

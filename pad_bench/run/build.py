@@ -7,7 +7,7 @@ from typing import Iterable
 
 from ..config import resolve_dataset_tables
 from ..data.datasets import create_dataset
-from ..data.synth_cache import prepare_synthetic
+from ..synthetic.assets import prepare_synthetic
 from ..errors import UserError
 from ..models.weights import resolve_weights
 from ..registry import MODELS, load_strategy_class

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from .synth import _DOMAIN_DIR, MANIFEST, SynthConfig, generate, is_complete
+from .domains import _DOMAIN_DIR, MANIFEST, SynthConfig, generate, is_complete
 
 SYNTH_PRETRAINED = "synth-pretrained"  # the model.weights value that names the generated files
 LOCK_FILE = ".pad-bench-synth.lock"
@@ -31,7 +31,7 @@ def ensure_synthetic(data_root: Path, cfg: SynthConfig = DEFAULT_SYNTH, log=prin
 
 
 def _is_synthetic(name: str) -> bool:
-    from .datasets import dataset_names
+    from ..data.datasets import dataset_names
 
     return name in dataset_names("synthetic")
 
@@ -57,7 +57,7 @@ def prepare_synthetic(cfg: dict, log=print) -> None:
     with FileLock(str(root / LOCK_FILE)):  # runs started together make the data once
         _ensure_domains(root, names, log)
         if pretrained:
-            from ..training import pretrain
+            from . import pretrain
 
             path = pretrain.ensure_pretrained(root, model["name"], pretrain.DEFAULT_PRETRAIN, log=log)
             model["weights"] = str(path)
@@ -65,7 +65,7 @@ def prepare_synthetic(cfg: dict, log=print) -> None:
 
 
 def _ensure_domains(root: Path, names: list[str], log) -> None:
-    from .datasets import create_dataset
+    from ..data.datasets import create_dataset
 
     if all(create_dataset(n, root).find_root() is not None for n in names):
         return

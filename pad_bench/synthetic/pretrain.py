@@ -1,4 +1,4 @@
-"""Pretraining of the tiny models on the synthetic corpus (`data/corpus.py`), cached per data root.
+"""Pretraining of the tiny models on the synthetic corpus (`corpus.py`), cached per data root.
 
 - clip-tiny: both towers with the CLIP objective (symmetric InfoNCE over image-caption pairs;
   identities with the same caption count as positives of each other);
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.attributes import ATTRIBUTES, caption, matches, sample_partial, zero_shot_class, zero_shot_prompts
-from ..data.corpus import CorpusConfig, corpus_is_complete, generate_corpus, load_corpus
+from .attributes import ATTRIBUTES, caption, matches, sample_partial, zero_shot_class, zero_shot_prompts
+from .corpus import CorpusConfig, corpus_is_complete, generate_corpus, load_corpus
 from ..errors import UserError
 from ..io import atomic_write, atomic_write_json
 
