@@ -160,11 +160,19 @@ def resolve_run_config(args) -> dict:
 def cmd_run(args) -> int:
     from .config import parse_set
     from .results.store import check_run_name
+    from .synthetic.assets import make_assets, pending_assets
 
     if args.json and not args.dry_run:
         raise UserError("--json only applies to --dry-run; add --dry-run or drop --json")
     name = check_run_name(args.name) if args.name is not None else None
     cfg = resolve_run_config(args)
+    pending = pending_assets(cfg)
+    if args.dry_run and pending:
+        print("the run would first make (its asset step; --dry-run makes nothing):")
+        print("\n".join(f"  {line}" for line in pending))
+        print("the per-domain plan reads them: run without --dry-run, or make them with "
+              f"`pad-bench datasets synth --out {cfg['benchmark']['data_root']} [--pretrain]`, then plan again")
+        return 0
     if args.dry_run:
         from .run.runner import plan
 
@@ -176,6 +184,9 @@ def cmd_run(args) -> int:
         return 0
     from .run.runner import execute, run_name
 
+    if pending:
+        print("asset step: making " + "; ".join(pending), flush=True)
+        make_assets(cfg)
     overrides = dict(parse_set(args.set), **({"profile": args.profile} if args.profile else {}))
     path = execute(cfg, Path(args.out) / (name or run_name(cfg, overrides)), resume=args.resume,
                    progress=not args.no_progress)

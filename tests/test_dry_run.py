@@ -86,3 +86,20 @@ def test_summary_records_what_each_experience_ran(synth_root, tmp_path, capsys):
     assert ran == planned  # the dry run sets each experience up exactly as training does
     assert [r["epochs"] for r in ran] == [1, 2] and [r["kd"] for r in ran] == [False, True]
     assert ran[1]["new_slots"] == 10 and ran[0]["stage1_epochs"] == 1
+
+
+def test_a_dry_run_on_an_empty_data_root_makes_nothing_and_says_what_the_run_would(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "empty"
+    root.mkdir()
+    assert main(["run", "-b", "synth", "-s", "finetune", "--data-root", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert list(tmp_path.rglob("*")) == [root]  # no file, lock or run directory anywhere
+    assert "would first make" in out and f"synth_d1, synth_d2, synth_d3, synth_d4, synth_d5, synth_u1, synth_u2) " \
+        f"in {root}" in out
+    assert f"the pretraining corpus in {root / 'synth_pretrain'}" in out
+    assert f"clip-tiny pretrained on the corpus: {root / 'pretrained' / 'clip-tiny-s0' / 'weights.pt'}" in out
+    assert main(["run", "-b", "synth", "-s", "finetune", "--data-root", str(root), "--dry-run",
+                 "--set", "model.weights=random"]) == 0
+    out = capsys.readouterr().out
+    assert "synth_u2) in" in out and "corpus" not in out and list(tmp_path.rglob("*")) == [root]

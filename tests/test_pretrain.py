@@ -2,6 +2,7 @@
 through `model.weights`, its report, and what `model.weights: synth-pretrained` resolves to."""
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
+from pad_bench.run.build import finalize
 from pad_bench.synthetic import assets, pretrain
 from pad_bench.synthetic.corpus import CorpusConfig
 from pad_bench.synthetic.domains import SynthConfig
@@ -76,20 +78,25 @@ def test_report(pretrained):
     assert "zero_shot" not in resnet["heldout"] and 0 <= resnet["heldout"]["retrieval_mAP"] <= 100
 
 
-def test_synth_pretrained_resolves_on_a_fresh_data_root(tmp_path, monkeypatch):
+def test_the_asset_step_makes_what_a_fresh_data_root_lacks_and_the_config_points_at_it(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain, "DEFAULT_PRETRAIN", TINY)
     monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"benchmark.data_root": str(tmp_path)})
     assert cfg["model"]["weights"] == "synth-pretrained"  # the benchmark's default
-    assets.prepare_synthetic(cfg, log=lambda *_: None)
+    with pytest.raises(UserError, match="the run needs the synthetic domains .* asset step"):
+        finalize(copy.deepcopy(cfg))  # resolving a config makes nothing
+    assert len(assets.pending_assets(cfg)) == 3 and not any(tmp_path.iterdir())  # domains, corpus, weights
+    assets.make_assets(cfg, log=lambda *_: None)
+    assert assets.pending_assets(cfg) == [] and cfg["model"]["weights"] == "synth-pretrained"
     assert (tmp_path / "synth.json").is_file() and (tmp_path / "synth_u2" / "attributes.json").is_file()
     expected = pretrain.pretrained_dir(tmp_path, "clip-tiny", TINY) / "weights.pt"
+    assets.point_at_pretrained(cfg)
     assert cfg["model"]["weights"] == str(expected) and expected.is_file()
     assert cfg["model"]["pretrained_report"] == str(expected.with_name("report.json"))
 
     cfg = resolve_config(benchmark="synth", strategy="finetune",
                          sets={"benchmark.data_root": str(tmp_path), "model.weights": "random"})
-    assets.prepare_synthetic(cfg, log=lambda *_: None)
+    assets.point_at_pretrained(cfg)
     assert cfg["model"]["weights"] == "random"
 
 
@@ -97,9 +104,11 @@ def test_synth_pretrained_errors(tmp_path):
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"benchmark.data_root": str(tmp_path)})
     (tmp_path / "synth_d1").mkdir()  # left over from an interrupted generation
     with pytest.raises(UserError, match="datasets synth --out"):
-        assets.prepare_synthetic(cfg, log=lambda *_: None)
+        assets.pending_assets(cfg)
+    with pytest.raises(UserError, match="datasets synth --out"):
+        assets.make_assets(cfg, log=lambda *_: None)
     cfg = resolve_config(benchmark="aka-order1", strategy="finetune", sets={"model.weights": "synth-pretrained"})
     with pytest.raises(UserError, match="synthetic benchmark only"):
-        assets.prepare_synthetic(cfg, log=lambda *_: None)
+        assets.pending_assets(cfg)
     with pytest.raises(UserError, match="no synthetic pretraining for model 'clip-vit-b16'"):
         pretrain.ensure_pretrained(tmp_path, "clip-vit-b16", TINY)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
+from ..synthetic.assets import make_assets, pending_assets
 from .spec import SweepRun, SweepSpec, load_spec
 from .state import SweepState
 
@@ -37,10 +38,16 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
     earlier = state.earlier()
     if earlier:
         print(f"  {len(earlier)} run(s) of an earlier spec stay recorded in sweep.yaml, not run: {', '.join(earlier)}")
+    pending = _pending_assets(todo)
     if dry_run:
         for run in runs:
             print(f"  {run.name:<48} {state.entries[run.name]['status']}")
+        for cfg, lines in pending:
+            print(f"  the sweep would first make (its asset step): {'; '.join(lines)}")
         return 0
+    for cfg, lines in pending:
+        print(f"asset step: making {'; '.join(lines)}", flush=True)
+        make_assets(cfg)
     directory.mkdir(parents=True, exist_ok=True)
     with _exclusive(directory):
         state.save()
@@ -69,6 +76,16 @@ def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
             resolve_dataset_tables(cfg)
         except UserError as e:
             raise UserError(f"{spec.path}: run {run.name}: {e}") from None
+
+
+def _pending_assets(runs: list[SweepRun]) -> list[tuple[dict, list[str]]]:
+    """(a run's config, what it lacks) once per distinct asset set the runs to do need."""
+    pending: dict[tuple[str, ...], tuple[dict, list[str]]] = {}
+    for run in runs:
+        lines = pending_assets(run.config)
+        if lines:
+            pending.setdefault(tuple(lines), (run.config, lines))
+    return list(pending.values())
 
 
 @contextmanager

@@ -1,10 +1,13 @@
-"""The synthetic benchmark's data and pretrained weights, made on first use and cached in the data root.
+"""The asset step: the synthetic benchmark's data and pretrained weights, made before a run starts
+and cached in the data root.
 
-`prepare_synthetic(cfg)` runs before a run's config is written: when every domain of the benchmark
-is synthetic and the data root holds none of them yet, it generates the domains (`synth.py`); when
-`model.weights` is `synth-pretrained`, it makes (once) the weights of the model pretrained on the
-corpus (`training/pretrain.py`) and puts the file's path into the config, so config.yaml records
-the file a run started from exactly as it records a user's own weights file.
+When every domain of a run's benchmark is synthetic, the run needs the domains (`domains.py`) and,
+when `model.weights` is `synth-pretrained`, the model pretrained on the corpus (`pretrain.py`).
+`pending_assets(cfg)` says which of them the data root lacks and writes nothing (`run --dry-run`
+reports it); `make_assets(cfg)` makes them (`pad-bench run`, `demo` and `sweep` call it as a named
+step before any run starts; `pad-bench datasets synth` is the same by hand). Resolving a run's config
+(`run/build.py`) never makes anything: `point_at_pretrained` puts the weights file's path into the
+config, so config.yaml records the file a run started from exactly as it records a user's own file.
 """
 from __future__ import annotations
 
@@ -36,13 +39,13 @@ def _is_synthetic(name: str) -> bool:
     return name in dataset_names("synthetic")
 
 
-def prepare_synthetic(cfg: dict, log=print) -> None:
-    """Data and weights a synthetic run needs (see the module docstring); edits cfg["model"] in place."""
+def _needs(cfg: dict) -> tuple[Path, list[str], str | None] | None:
+    """(data root, domain names, model to pretrain or None) of a synthetic run, None for another
+    benchmark; refuses what the asset step could not make."""
     from ..models import model_family
 
     bench, model = cfg["benchmark"], cfg["model"]
     model_family(model["name"])  # an unknown model fails before any data is made
-    root = Path(bench["data_root"])
     names = list(bench["domains"]) + list(bench["unseen"])
     synthetic = all(_is_synthetic(n) for n in names)
     pretrained = model.get("weights") == SYNTH_PRETRAINED
@@ -50,28 +53,74 @@ def prepare_synthetic(cfg: dict, log=print) -> None:
         raise UserError(f"model.weights={SYNTH_PRETRAINED} is for the synthetic benchmark only; "
                         f"pass a weights file (--set model.weights=PATH) or model.weights=random")
     if not synthetic:
+        return None
+    if pretrained:
+        from .pretrain import check_pretrainable
+
+        check_pretrainable(model["name"])
+    return Path(bench["data_root"]), names, model["name"] if pretrained else None
+
+
+def pending_assets(cfg: dict) -> list[str]:
+    """What the asset step would make for this run, one line each ([] when the data root holds it
+    all, or the benchmark is not synthetic). Reads only."""
+    needs = _needs(cfg)
+    if needs is None:
+        return []
+    root, names, model = needs
+    pending = [] if _domains_present(root, names) else [
+        f"the synthetic domains ({', '.join(DEFAULT_SYNTH.domain_names())}) in {root}"]
+    if model is not None:
+        from . import pretrain
+        from .corpus import corpus_dir, corpus_is_complete
+
+        if not corpus_is_complete(root, pretrain.DEFAULT_PRETRAIN.corpus):
+            pending.append(f"the pretraining corpus in {corpus_dir(root)}")
+        out = pretrain.pretrained_dir(root, model, pretrain.DEFAULT_PRETRAIN)
+        if not pretrain.is_cached(out, pretrain.DEFAULT_PRETRAIN):
+            pending.append(f"{model} pretrained on the corpus: {out / pretrain.WEIGHTS_FILE}")
+    return pending
+
+
+def make_assets(cfg: dict, log=print) -> None:
+    """Make what `pending_assets` lists, once: runs started together wait on the data root's lock."""
+    needs = _needs(cfg)
+    if needs is None:
         return
+    root, names, model = needs
     from filelock import FileLock
 
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / LOCK_FILE)):  # runs started together make the data once
-        _ensure_domains(root, names, log)
-        if pretrained:
+    with FileLock(str(root / LOCK_FILE)):
+        if not _domains_present(root, names):
+            ensure_synthetic(root, DEFAULT_SYNTH, log)
+        if model is not None:
             from . import pretrain
 
-            path = pretrain.ensure_pretrained(root, model["name"], pretrain.DEFAULT_PRETRAIN, log=log)
-            model["weights"] = str(path)
-            model["pretrained_report"] = str(path.with_name(pretrain.REPORT_FILE))
+            pretrain.ensure_pretrained(root, model, pretrain.DEFAULT_PRETRAIN, log=log)
 
 
-def _ensure_domains(root: Path, names: list[str], log) -> None:
+def point_at_pretrained(cfg: dict) -> None:
+    """`model.weights: synth-pretrained` -> the weights file the asset step makes (and its report), in place."""
+    needs = _needs(cfg)
+    if needs is None or needs[2] is None:
+        return
+    from . import pretrain
+
+    out = pretrain.pretrained_dir(needs[0], needs[2], pretrain.DEFAULT_PRETRAIN)
+    cfg["model"]["weights"] = str(out / pretrain.WEIGHTS_FILE)
+    cfg["model"]["pretrained_report"] = str(out / pretrain.REPORT_FILE)
+
+
+def _domains_present(root: Path, names: list[str]) -> bool:
+    """True when every domain is found; refuses a root holding part of a generation."""
     from ..data.datasets import create_dataset
 
     if all(create_dataset(n, root).find_root() is not None for n in names):
-        return
+        return True
     leftovers = root.is_dir() and any(p.is_dir() and _DOMAIN_DIR.fullmatch(p.name) for p in root.iterdir())
     if leftovers or (root / MANIFEST).exists():
         raise UserError(f"{root} holds an incomplete or different set of synthetic domains (the benchmark needs "
                         f"{', '.join(names)}); regenerate it with `pad-bench datasets synth --out {root}` "
                         f"or pass another --data-root")
-    ensure_synthetic(root, DEFAULT_SYNTH, log)
+    return False
