@@ -62,7 +62,10 @@ def test_order2_code_reading_matches_the_released_rule(real_trees, tmp_path, cap
     assert all(r["unfreeze"] == "partial" for r in rows[1:]) and rows[1]["trainable_params"] < duke["trainable_params"]
     table = dry_run(capsys, *args).splitlines()  # the human-readable table: one line per domain
     assert checked[:5] == [(r["domain"], r["batch_p"], r["batch_k"]) for r in rows]
-    assert len(table) == 7 and table[3].split()[:4] == ["2", "market1501", "20", "30"]
+    assert len(table) == 7 and table[3].split()[:4] == ["2", "market1501", "30", "18,26"]
+    # PAD's own keys (stage-1 epochs and batch, new slots) come after the base columns
+    assert table[0].index("trainable") < min(table[0].index(h) for h in ("stage1 epochs", "stage1 batch", "new slots"))
+    assert sorted(table[3].split()[-3:]) == sorted(str(market[k]) for k in ("stage1_epochs", "stage1_batch", "new_slots"))
     assert "precision" in table[0] and all(r["precision"] == "fp32" for r in rows)  # a CPU run
     assert table[6] == "precision: fp32 on cpu (the method's on cuda: fp16)"  # PAD's released engine: fp16
     assert "partial" in table[3] and "off" in table[3] and "full" in table[1]

@@ -64,8 +64,9 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
 
 
 def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
-    """Resolve each run's method switches (e.g. PAD presets) and per-dataset tables on a copy, as the run
-    will: a bad one fails before anything runs. Data and weights are left to the runs (nothing is written)."""
+    """Resolve each run's method switches (e.g. a method's presets) and per-dataset tables on a copy, as
+    the run will: a bad one fails before anything runs (nothing is written; data and weights are the
+    asset step's)."""
     from ..config import resolve_dataset_tables
     from ..registry import load_strategy_class
 
@@ -79,13 +80,14 @@ def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
 
 
 def _pending_assets(runs: list[SweepRun]) -> list[tuple[dict, list[str]]]:
-    """(a run's config, what it lacks) once per distinct asset set the runs to do need."""
-    pending: dict[tuple[str, ...], tuple[dict, list[str]]] = {}
+    """(a run's config, what its data root lacks) once per distinct data root, streams and weights."""
+    distinct: dict[tuple, dict] = {}
     for run in runs:
-        lines = pending_assets(run.config)
-        if lines:
-            pending.setdefault(tuple(lines), (run.config, lines))
-    return list(pending.values())
+        b, m = run.config["benchmark"], run.config["model"]
+        key = (str(b["data_root"]), tuple(b["domains"]), tuple(b["unseen"]), m["name"], str(m.get("weights")))
+        distinct.setdefault(key, run.config)
+    found = [(cfg, pending_assets(cfg)) for cfg in distinct.values()]
+    return [(cfg, lines) for cfg, lines in found if lines]
 
 
 @contextmanager
