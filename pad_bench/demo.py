@@ -8,9 +8,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .config import demo_flag, list_strategies, resolve_config
+from .registry import METHODS
 from .synthetic.assets import DEFAULT_SYNTH
 from .synthetic.domains import SynthConfig
-from .registry import METHODS
 
 
 def demo_strategies(every: bool = False) -> list[str]:

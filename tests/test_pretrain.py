@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from pad_bench.cli import main
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
@@ -15,6 +16,8 @@ from pad_bench.run.build import finalize
 from pad_bench.synthetic import assets, pretrain
 from pad_bench.synthetic.corpus import CorpusConfig
 from pad_bench.synthetic.domains import SynthConfig
+
+from conftest import tiny_sets
 
 TINY = pretrain.PretrainConfig(seed=1, corpus=CorpusConfig(seed=2, train_ids=6, heldout_ids=3, images_per_id=2,
                                                            height=64, width=32),
@@ -112,3 +115,17 @@ def test_synth_pretrained_errors(tmp_path):
         assets.pending_assets(cfg)
     with pytest.raises(UserError, match="no synthetic pretraining for model 'clip-vit-b16'"):
         pretrain.ensure_pretrained(tmp_path, "clip-vit-b16", TINY)
+
+
+def test_run_makes_the_assets_in_a_named_step_before_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "fresh"
+    sets = [a for k, v in tiny_sets(root, **{"train.batch_p": 2}).items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    assert main(["run", "-b", "synth", "-s", "finetune", "--out", "runs", "--no-progress", *sets]) == 0
+    out = capsys.readouterr().out
+    assert out.index("asset step: making the synthetic domains") < out.index("step 1 (synth_d1)")
+    assert (root / "synth.json").is_file() and not (root / "pretrained").exists()  # random weights: no pretraining
+    assert main(["run", "-b", "synth", "-s", "finetune", "--out", "runs", "--no-progress", "--name", "again",
+                 *sets]) == 0
+    assert "asset step" not in capsys.readouterr().out  # nothing left to make

@@ -7,10 +7,10 @@ from typing import Iterable
 
 from ..config import resolve_dataset_tables
 from ..data.datasets import create_dataset
-from ..synthetic.assets import pending_assets, point_at_pretrained
 from ..errors import UserError
 from ..models.weights import resolve_weights
 from ..registry import MODELS, load_strategy_class
+from ..synthetic.assets import pending_assets, point_at_pretrained
 
 
 def finalize(cfg: dict, *, check_data: bool = True):
