@@ -160,11 +160,19 @@ def resolve_run_config(args) -> dict:
 def cmd_run(args) -> int:
     from .config import parse_set
     from .results.store import check_run_name
+    from .synthetic.assets import make_assets, pending_assets
 
     if args.json and not args.dry_run:
         raise UserError("--json only applies to --dry-run; add --dry-run or drop --json")
     name = check_run_name(args.name) if args.name is not None else None
     cfg = resolve_run_config(args)
+    pending = pending_assets(cfg)
+    if args.dry_run and pending:
+        print("the run would first make (its asset step; --dry-run makes nothing):")
+        print("\n".join(f"  {line}" for line in pending))
+        print("the per-domain plan reads them: run without --dry-run, or make them with "
+              f"`pad-bench datasets synth --out {cfg['benchmark']['data_root']} [--pretrain]`, then plan again")
+        return 0
     if args.dry_run:
         from .run.runner import plan
 
@@ -176,6 +184,9 @@ def cmd_run(args) -> int:
         return 0
     from .run.runner import execute, run_name
 
+    if pending:
+        print("asset step: making " + "; ".join(pending), flush=True)
+        make_assets(cfg)
     overrides = dict(parse_set(args.set), **({"profile": args.profile} if args.profile else {}))
     path = execute(cfg, Path(args.out) / (name or run_name(cfg, overrides)), resume=args.resume,
                    progress=not args.no_progress)
@@ -183,14 +194,18 @@ def cmd_run(args) -> int:
     return 0
 
 
-PLAN_COLUMNS = (("position", "pos"), ("domain", "domain"), ("stage1_epochs", "s1 ep"), ("epochs", "epochs"),
-                ("milestones", "milestones"), ("lr", "LR per group"), ("batch", "batch"), ("stage1_batch", "s1 batch"),
-                ("random_erasing", "RE p"), ("precision", "precision"), ("kd", "KD"), ("new_slots", "new slots"),
-                ("unfreeze", "unfreeze"), ("trainable_blocks", "blocks"), ("trainable_params", "trainable"))
+# The base strategy's keys (ReIDStrategy.experience_settings) and their headings, in table order;
+# batch_p x batch_k show as one "batch" column, and the schedule's step and the sampler are not shown.
+BASE_COLUMNS = (("position", "pos"), ("domain", "domain"), ("epochs", "epochs"), ("milestones", "milestones"),
+                ("lr", "LR per group"), ("batch", "batch"), ("random_erasing", "RE p"), ("precision", "precision"),
+                ("kd", "KD"), ("unfreeze", "unfreeze"), ("trainable_blocks", "blocks"),
+                ("trainable_params", "trainable"))
+BASE_HIDDEN = frozenset({"batch_p", "batch_k", "schedule_step", "sampler"})
 
 
 def format_plan(rows: list[dict]) -> str:
-    """The dry run's per-domain table; columns a strategy does not report are left out."""
+    """The dry run's per-domain table: the base columns, then the keys a method adds to
+    experience_settings, in the order it reports them; a column no row fills is left out."""
     def cell(row: dict, key: str) -> str:
         if key == "batch":
             return f"{row['batch_p']}x{row['batch_k']}"
@@ -201,7 +216,9 @@ def format_plan(rows: list[dict]) -> str:
             return ",".join(map(str, value)) or "-"
         return "on" if value is True else "off" if value is False else str(value)
 
-    cols = [(k, h) for k, h in PLAN_COLUMNS if k == "batch" or any(r.get(k) is not None for r in rows)]
+    base = {k for k, _ in BASE_COLUMNS} | BASE_HIDDEN
+    own = [(k, k.replace("_", " ")) for k in dict.fromkeys(k for r in rows for k in r) if k not in base]
+    cols = [(k, h) for k, h in BASE_COLUMNS + tuple(own) if k == "batch" or any(r.get(k) is not None for r in rows)]
     table = [[h for _, h in cols]] + [[cell(r, k) for k, _ in cols] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table)
@@ -310,7 +327,7 @@ def cmd_datasets_synth(args) -> int:
         return rehearsal_synth(args)
     if args.jobs is not None or args.limit is not None:
         raise UserError("--jobs and --limit apply to --scale paper or tiny; drop them for the demo domains")
-    from .data.synth import SynthConfig, generate, is_complete
+    from .synthetic.domains import SynthConfig, generate, is_complete
 
     cfg = SynthConfig(seed=args.seed)
     if is_complete(args.out, cfg):
@@ -319,7 +336,7 @@ def cmd_datasets_synth(args) -> int:
         info = generate(args.out, cfg)
         print(f"wrote synthetic domains to {args.out}: {', '.join(info.get('domains', {}))}")
     if args.pretrain:
-        from .training.pretrain import PRETRAINABLE, ensure_pretrained
+        from .synthetic.pretrain import PRETRAINABLE, ensure_pretrained
 
         for model in PRETRAINABLE:
             print(f"{model}: {ensure_pretrained(args.out, model)}")
@@ -329,7 +346,7 @@ def cmd_datasets_synth(args) -> int:
 def rehearsal_synth(args) -> int:
     import os
 
-    from .data.rehearsal import generate_rehearsal
+    from .synthetic.rehearsal import generate_rehearsal
 
     if args.pretrain:
         raise UserError(f"--pretrain applies to the demo domains; drop it with --scale {args.scale}")

@@ -149,7 +149,9 @@ def _number_or_str(value: Any) -> Any:
 
 
 # Keys a file may hold besides config values: they describe the file, they are not merged.
-META_KEYS = ("description", "base", "default_profile", "profiles")
+META_KEYS = ("description", "base", "default_profile", "profiles", "demo")
+# The values of a method YAML's `demo:` key: `headline` puts the method in `pad-bench demo`'s default set.
+DEMO_FLAGS = ("headline",)
 
 
 @dataclass
@@ -226,6 +228,15 @@ def check_method(method: str, strategy: str) -> None:
 
 def strategy_description(name: str) -> str:
     return str(load_layer(STRATEGY_FILES.path(name)).meta.get("description", ""))
+
+
+def demo_flag(name: str) -> str | None:
+    """The strategy YAML's own `demo:` flag (not inherited through `base:`), or None."""
+    path = STRATEGY_FILES.path(name)
+    flag = load_layer(path).meta.get("demo")
+    if flag is not None and flag not in DEMO_FLAGS:
+        raise UserError(f"{path}: demo: {flag!r} is not a demo flag; use {' or '.join(DEMO_FLAGS)}, or drop the key")
+    return flag
 
 
 def resolve_config(

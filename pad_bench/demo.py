@@ -1,28 +1,23 @@
 """`pad-bench demo`: the synthetic stream once (cached), the headline methods (or all) at their tiny budget, then compare."""
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from .config import list_strategies, resolve_config
-from .data.synth import SynthConfig
-from .data.synth_cache import DEFAULT_SYNTH
+from .config import demo_flag, list_strategies, resolve_config
 from .registry import METHODS
-
-
-# The methods `pad-bench demo` runs by default, within its 15-minute CPU budget; `--all` runs every method.
-HEADLINE = ("finetune", "joint", "lstkc", "dkp", "pad")
+from .synthetic.assets import DEFAULT_SYNTH
+from .synthetic.domains import SynthConfig
 
 
 def demo_strategies(every: bool = False) -> list[str]:
-    """The headline methods, or (every) each method: the YAML named like its method folder
-    (presets/variants excluded)."""
+    """The methods whose YAML says `demo: headline` (chosen to fit the demo's 15-minute CPU budget),
+    or (every) each method: the YAML named like its method folder (presets/variants excluded)."""
     methods = [n for n in list_strategies() if n in METHODS]
-    return methods if every else [n for n in methods if n in HEADLINE]
+    return methods if every else [n for n in methods if demo_flag(n) == "headline"]
 
 
 def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | None = None,
@@ -32,18 +27,19 @@ def run_demo(*, out: Path, data_root: Path, seed: int = 0, only: list[str] | Non
     (default: one per available CPU), each on an equal share of the CPUs: the tiny models use one
     core far better than two, so parallel runs finish sooner."""
     from .data.loading import available_cpus
-    from .data.synth_cache import ensure_synthetic, prepare_synthetic
     from .results.compare import compare_runs
     from .run.runner import run_name
+    from .synthetic.assets import ensure_synthetic, make_assets
 
     t0 = time.perf_counter()
     names = only or demo_strategies(every)
     cfgs = [resolve_config(benchmark="synth", strategy=name,  # every config refused before any data is written
                            sets={**(sets or {}), "benchmark.data_root": str(data_root), "seed": seed})
             for name in names]
+    print("asset step: the synthetic domains and pretrained models the runs start from", flush=True)
     ensure_synthetic(data_root, synth)
     for cfg in cfgs:  # pretrain each model once here, with every CPU, before the runs share them
-        prepare_synthetic(copy.deepcopy(cfg))
+        make_assets(cfg)
     runs = [out / run_name(cfg, sets) for cfg in cfgs]
     jobs = max(1, min(jobs or available_cpus(), len(cfgs)))
     threads = max(1, available_cpus() // jobs)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pad_bench.data.synth import SynthConfig, generate
+from pad_bench.synthetic.domains import SynthConfig, generate
 
 # `make test` runs two xdist workers on two cores: one thread each avoids oversubscription,
 # which made tiny runs ~10x slower.

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from pad_bench.data import corpus, synth
-from pad_bench.data.attributes import (ANY, ATTRIBUTES, attributes_of, caption, colour_name, matches,
+from pad_bench.synthetic import corpus, domains
+from pad_bench.synthetic.attributes import (ANY, ATTRIBUTES, attributes_of, caption, colour_name, matches,
                                        sample_partial, zero_shot_class, zero_shot_prompts)
-from pad_bench.data.synth import SynthConfig, generate
+from pad_bench.synthetic.domains import SynthConfig, generate
 
 CFG = SynthConfig(seed=2, n_train_domains=2, n_unseen_domains=1, train_ids=3, test_ids=2, images_per_id=1,
                   query_per_id=1, gallery_per_id=2, distractors=2, height=64, width=32)
@@ -74,10 +74,10 @@ def test_every_identity_has_a_record_and_its_caption(generated):
     words |= {"a", "person", "in", "top", "with", "sleeves", "and", "hair", "shoes", "wearing", "carrying",
               "striped", "checked", "hat", "bag", "backpack"}
     for k, name in enumerate(CFG.domain_names()):
-        records = json.loads((root / name / synth.ATTRIBUTES_FILE).read_text())
+        records = json.loads((root / name / domains.ATTRIBUTES_FILE).read_text())
         pids = {int(p.name[:4]) for p in (root / name).rglob("*.jpg")} - {0}  # 0: distractors
         assert set(map(int, records)) == pids
-        style = synth.sample_domain_style(CFG, k)
+        style = domains.sample_domain_style(CFG, k)
         for rec in records.values():
             assert set(rec["attributes"]) == set(ATTRIBUTES)
             assert all(v in ATTRIBUTES[a] for a, v in rec["attributes"].items())
@@ -88,12 +88,12 @@ def test_every_identity_has_a_record_and_its_caption(generated):
 
 
 def test_record_names_what_the_look_holds():
-    look = synth.sample_look(synth.sample_domain_style(CFG, 0), np.random.default_rng(1), 0)
+    look = domains.sample_look(domains.sample_domain_style(CFG, 0), np.random.default_rng(1), 0)
     attrs = attributes_of(look)
     assert attrs["upper_colour"] == colour_name(look.upper)
     assert attrs["upper_pattern"] == look.pattern and attrs["lower_kind"] == look.lower_kind
     assert (attrs["hat"] == "none") == (look.hat is None) and (attrs["bag"] == "none") == (look.bag is None)
-    assert attrs["hair_colour"] == ("black", "dark brown", "brown", "blond", "grey", "red")[synth.HAIR.index(look.hair)]
+    assert attrs["hair_colour"] == ("black", "dark brown", "brown", "blond", "grey", "red")[domains.HAIR.index(look.hair)]
 
 
 def test_corpus_is_deterministic_split_and_styled_apart(tmp_path):
@@ -110,5 +110,5 @@ def test_corpus_is_deterministic_split_and_styled_apart(tmp_path):
     # the corpus's styles are none of the benchmark domains': backgrounds of its own, no colour transform
     for i in range(20):
         style = corpus.sample_corpus_style(np.random.default_rng(i))
-        assert style.background in synth.CORPUS_BACKGROUNDS and style.background not in synth.BACKGROUNDS
+        assert style.background in domains.CORPUS_BACKGROUNDS and style.background not in domains.BACKGROUNDS
         assert style.color_transform == "none"

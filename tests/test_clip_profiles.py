@@ -30,7 +30,7 @@ def _clip_tiny_strategy(method: str, synth_root):
     if "rehearser_batch" in cfg["strategy"]:  # the tiny stream has 8 identities, the rehearser's recipe 32 x 4
         cfg["strategy"].update(rehearser_batch=[4, 2], rehearser_iters=2)
     cls = finalize(cfg)
-    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=cls.joint)
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), union=cls.sees_union)
     return cfg, build_strategy(cfg, bench, evaluator=EvaluationPlugin(loggers=[])), bench
 
 

@@ -62,7 +62,10 @@ def test_order2_code_reading_matches_the_released_rule(real_trees, tmp_path, cap
     assert all(r["unfreeze"] == "partial" for r in rows[1:]) and rows[1]["trainable_params"] < duke["trainable_params"]
     table = dry_run(capsys, *args).splitlines()  # the human-readable table: one line per domain
     assert checked[:5] == [(r["domain"], r["batch_p"], r["batch_k"]) for r in rows]
-    assert len(table) == 7 and table[3].split()[:4] == ["2", "market1501", "20", "30"]
+    assert len(table) == 7 and table[3].split()[:4] == ["2", "market1501", "30", "18,26"]
+    # PAD's own keys (stage-1 epochs and batch, new slots) come after the base columns
+    assert table[0].index("trainable") < min(table[0].index(h) for h in ("stage1 epochs", "stage1 batch", "new slots"))
+    assert sorted(table[3].split()[-3:]) == sorted(str(market[k]) for k in ("stage1_epochs", "stage1_batch", "new_slots"))
     assert "precision" in table[0] and all(r["precision"] == "fp32" for r in rows)  # a CPU run
     assert table[6] == "precision: fp32 on cpu (the method's on cuda: fp16)"  # PAD's released engine: fp16
     assert "partial" in table[3] and "off" in table[3] and "full" in table[1]
@@ -86,3 +89,20 @@ def test_summary_records_what_each_experience_ran(synth_root, tmp_path, capsys):
     assert ran == planned  # the dry run sets each experience up exactly as training does
     assert [r["epochs"] for r in ran] == [1, 2] and [r["kd"] for r in ran] == [False, True]
     assert ran[1]["new_slots"] == 10 and ran[0]["stage1_epochs"] == 1
+
+
+def test_a_dry_run_on_an_empty_data_root_makes_nothing_and_says_what_the_run_would(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "empty"
+    root.mkdir()
+    assert main(["run", "-b", "synth", "-s", "finetune", "--data-root", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert list(tmp_path.rglob("*")) == [root]  # no file, lock or run directory anywhere
+    assert "would first make" in out and f"synth_d1, synth_d2, synth_d3, synth_d4, synth_d5, synth_u1, synth_u2) " \
+        f"in {root}" in out
+    assert f"the pretraining corpus in {root / 'synth_pretrain'}" in out
+    assert f"clip-tiny pretrained on the corpus: {root / 'pretrained' / 'clip-tiny-s0' / 'weights.pt'}" in out
+    assert main(["run", "-b", "synth", "-s", "finetune", "--data-root", str(root), "--dry-run",
+                 "--set", "model.weights=random"]) == 0
+    out = capsys.readouterr().out
+    assert "synth_u2) in" in out and "corpus" not in out and list(tmp_path.rglob("*")) == [root]

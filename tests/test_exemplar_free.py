@@ -22,7 +22,7 @@ def _tiny_strategy(method: str, synth_root: Path):
 
     cfg = resolve_config(benchmark="synth", strategy=method, sets=tiny_sets(synth_root, **{"train.num_workers": 0}))
     cls = finalize(cfg)
-    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=cls.joint)
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), union=cls.sees_union)
     return build_strategy(cfg, bench, evaluator=EvaluationPlugin(loggers=[])), bench
 
 

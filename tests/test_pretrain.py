@@ -2,18 +2,22 @@
 through `model.weights`, its report, and what `model.weights: synth-pretrained` resolves to."""
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 import torch
 
+from pad_bench.cli import main
 from pad_bench.config import resolve_config
-from pad_bench.data import synth_cache
-from pad_bench.data.corpus import CorpusConfig
-from pad_bench.data.synth import SynthConfig
 from pad_bench.errors import UserError
 from pad_bench.models import create_model
-from pad_bench.training import pretrain
+from pad_bench.run.build import finalize
+from pad_bench.synthetic import assets, pretrain
+from pad_bench.synthetic.corpus import CorpusConfig
+from pad_bench.synthetic.domains import SynthConfig
+
+from conftest import tiny_sets
 
 TINY = pretrain.PretrainConfig(seed=1, corpus=CorpusConfig(seed=2, train_ids=6, heldout_ids=3, images_per_id=2,
                                                            height=64, width=32),
@@ -77,20 +81,25 @@ def test_report(pretrained):
     assert "zero_shot" not in resnet["heldout"] and 0 <= resnet["heldout"]["retrieval_mAP"] <= 100
 
 
-def test_synth_pretrained_resolves_on_a_fresh_data_root(tmp_path, monkeypatch):
+def test_the_asset_step_makes_what_a_fresh_data_root_lacks_and_the_config_points_at_it(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain, "DEFAULT_PRETRAIN", TINY)
-    monkeypatch.setattr(synth_cache, "DEFAULT_SYNTH", TINY_DOMAINS)
+    monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"benchmark.data_root": str(tmp_path)})
     assert cfg["model"]["weights"] == "synth-pretrained"  # the benchmark's default
-    synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+    with pytest.raises(UserError, match="the run needs the synthetic domains .* asset step"):
+        finalize(copy.deepcopy(cfg))  # resolving a config makes nothing
+    assert len(assets.pending_assets(cfg)) == 3 and not any(tmp_path.iterdir())  # domains, corpus, weights
+    assets.make_assets(cfg, log=lambda *_: None)
+    assert assets.pending_assets(cfg) == [] and cfg["model"]["weights"] == "synth-pretrained"
     assert (tmp_path / "synth.json").is_file() and (tmp_path / "synth_u2" / "attributes.json").is_file()
     expected = pretrain.pretrained_dir(tmp_path, "clip-tiny", TINY) / "weights.pt"
+    assets.point_at_pretrained(cfg)
     assert cfg["model"]["weights"] == str(expected) and expected.is_file()
     assert cfg["model"]["pretrained_report"] == str(expected.with_name("report.json"))
 
     cfg = resolve_config(benchmark="synth", strategy="finetune",
                          sets={"benchmark.data_root": str(tmp_path), "model.weights": "random"})
-    synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+    assets.point_at_pretrained(cfg)
     assert cfg["model"]["weights"] == "random"
 
 
@@ -98,9 +107,25 @@ def test_synth_pretrained_errors(tmp_path):
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets={"benchmark.data_root": str(tmp_path)})
     (tmp_path / "synth_d1").mkdir()  # left over from an interrupted generation
     with pytest.raises(UserError, match="datasets synth --out"):
-        synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+        assets.pending_assets(cfg)
+    with pytest.raises(UserError, match="datasets synth --out"):
+        assets.make_assets(cfg, log=lambda *_: None)
     cfg = resolve_config(benchmark="aka-order1", strategy="finetune", sets={"model.weights": "synth-pretrained"})
     with pytest.raises(UserError, match="synthetic benchmark only"):
-        synth_cache.prepare_synthetic(cfg, log=lambda *_: None)
+        assets.pending_assets(cfg)
     with pytest.raises(UserError, match="no synthetic pretraining for model 'clip-vit-b16'"):
         pretrain.ensure_pretrained(tmp_path, "clip-vit-b16", TINY)
+
+
+def test_run_makes_the_assets_in_a_named_step_before_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "fresh"
+    sets = [a for k, v in tiny_sets(root, **{"train.batch_p": 2}).items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    assert main(["run", "-b", "synth", "-s", "finetune", "--out", "runs", "--no-progress", *sets]) == 0
+    out = capsys.readouterr().out
+    assert out.index("asset step: making the synthetic domains") < out.index("step 1 (synth_d1)")
+    assert (root / "synth.json").is_file() and not (root / "pretrained").exists()  # random weights: no pretraining
+    assert main(["run", "-b", "synth", "-s", "finetune", "--out", "runs", "--no-progress", "--name", "again",
+                 *sets]) == 0
+    assert "asset step" not in capsys.readouterr().out  # nothing left to make

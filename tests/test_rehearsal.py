@@ -11,8 +11,8 @@ import pytest
 from pad_bench.cli import main
 from pad_bench.data.check import check_datasets
 from pad_bench.data.datasets import get_dataset_class
-from pad_bench.data.rehearsal import DATASETS, SCALES, generate_rehearsal, scaled_counts
 from pad_bench.errors import UserError
+from pad_bench.synthetic.rehearsal import DATASETS, SCALES, generate_rehearsal, scaled_counts
 
 # docs/protocol.md: train before the 500-ID cut, query, gallery (images, ids) of the seen domains; query and
 # gallery of split 0 of the unseen sets.

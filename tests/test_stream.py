@@ -32,7 +32,7 @@ def test_stream_samples_carry_reid_attributes(synth_root):
 def test_joint_merges_domains_into_one_experience(synth_root):
     cfg = resolve_config(benchmark="synth", strategy="joint", sets=tiny_sets(synth_root))
     sequential = build_benchmark(cfg, family="clip")
-    joint = build_benchmark(cfg, family="clip", joint=True)
+    joint = build_benchmark(cfg, family="clip", union=True)
     assert joint.train_names == ["joint"] and len(joint.train_stream) == 1
     assert joint.num_classes == [sum(sequential.num_classes)]
     targets = sorted(set(int(t) for t in joint.train_stream[0].dataset.targets))

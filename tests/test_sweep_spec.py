@@ -3,6 +3,7 @@ compare inputs. No Ray here (tests/test_sweep_ray.py runs sweeps)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -106,9 +107,14 @@ def test_dry_run_lists_runs_and_writes_nothing(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"sweep spec: 4 runs, 0 finished, 4 to run -> {out}"
-    assert [line.split()[0] for line in lines[1:]] == [
+    assert [line.split()[0] for line in lines[1:5]] == [
         "finetune-synth-epochs=1-s0", "finetune-synth-epochs=1-s1", "finetune-synth-epochs=2-s0", "finetune-synth-epochs=2-s1"]
-    assert not out.exists()
+    # the data root does not exist: said once for the four runs, made by the sweep before they start
+    assert lines[5:] == ["  the sweep would first make (its asset step): the synthetic domains (synth_d1, synth_d2, "
+                         "synth_d3, synth_d4, synth_d5, synth_u1, synth_u2) in /data/synth; the pretraining corpus in "
+                         "/data/synth/synth_pretrain; clip-tiny pretrained on the corpus: "
+                         "/data/synth/pretrained/clip-tiny-s0/weights.pt"]
+    assert not out.exists() and not Path("/data/synth").exists()
     assert main(["sweep", str(spec), "--cpus", "1", "--address", "auto"]) == 2
     assert "--cpus sizes the local Ray instance" in capsys.readouterr().err
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pad_bench.data import synth
 from pad_bench.data.datasets import synthetic
 from pad_bench.data.datasets.base import DATASETS, DatasetSplits
-from pad_bench.data.synth import SynthConfig, generate, is_complete
 from pad_bench.errors import UserError
+from pad_bench.synthetic import domains
+from pad_bench.synthetic.domains import SynthConfig, generate, is_complete
 
 CFG = SynthConfig(seed=5, n_train_domains=2, n_unseen_domains=1, train_ids=3, test_ids=3, images_per_id=2,
                   query_per_id=2, gallery_per_id=3, distractors=2, height=64, width=32)
@@ -75,7 +75,7 @@ def test_layout_parses_through_adapters(generated, splits):
         assert DATASETS.get(name)(root).find_root() == root / name
         assert s.counts() == info["domains"][name]["counts"]
         n_cams = len(info["domains"][name]["style"]["cameras"])
-        for split, folder in synth.FOLDERS.items():
+        for split, folder in domains.FOLDERS.items():
             files = sorted((root / name / folder).iterdir())
             assert len(files) == len(s.split(split))
             for p, rec in zip(files, sorted(s.split(split))):
@@ -120,7 +120,7 @@ def test_queries_have_same_camera_and_cross_camera_positives(splits):
 
 
 def test_neighbouring_domains_differ_in_style():
-    styles = [synth.sample_domain_style(CFG, k) for k in range(5)]
+    styles = [domains.sample_domain_style(CFG, k) for k in range(5)]
     for a, b in zip(styles, styles[1:]):
         assert a.background != b.background
         assert a.color_transform != b.color_transform
@@ -148,7 +148,7 @@ def test_interrupted_generation_leaves_no_marker_and_regeneration_replaces_stale
             raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(synth, "_save_jpeg", killed)
+        m.setattr(domains, "_save_jpeg", killed)
         with pytest.raises(KeyboardInterrupt):
             generate(tmp_path, small)
     assert not (tmp_path / "synth.json").exists()

@@ -76,7 +76,7 @@ def test_refuses_without_a_joint_run(tmp_path, capsys):
 
 
 def test_synth_benchmark_and_generator_record_the_same_world_version():
-    from pad_bench.data.synth import WORLD_VERSION
+    from pad_bench.synthetic.domains import WORLD_VERSION
 
     cfg = yaml.safe_load((REPO / "benchmarks" / "synth.yaml").read_text())
     assert cfg["benchmark"]["world_version"] == WORLD_VERSION == 1

@@ -300,7 +300,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.kills < 3 + args.mid:
         ap.error(f"--kills must be at least {3 + args.mid}{' with --mid' if args.mid else ''}")
-    from pad_bench.data.synth import SynthConfig, generate
+    from pad_bench.synthetic.domains import SynthConfig, generate
 
     rng = random.Random(args.seed)
     work = args.work or Path(tempfile.mkdtemp(prefix="crash-resume-"))

@@ -35,7 +35,7 @@ import torch
 
 from pad_bench.config import parse_set, per_domain, resolve_config
 from pad_bench.data.loading import loader_workers
-from pad_bench.data.rehearsal import generate_rehearsal
+from pad_bench.synthetic.rehearsal import generate_rehearsal
 from pad_bench.io import atomic_write_text
 from pad_bench.run.build import build_strategy
 from pad_bench.run.runner import prepare

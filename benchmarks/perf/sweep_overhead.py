@@ -37,7 +37,7 @@ def main() -> None:
 
     from conftest import TINY_SYNTH, tiny_sets  # the test suite's tiny synthetic stream
     from pad_bench.config import resolve_config
-    from pad_bench.data.synth import generate
+    from pad_bench.synthetic.domains import generate
     from pad_bench.run.runner import execute
 
     torch.set_num_threads(1)

@@ -14,8 +14,9 @@ from typing import Sequence
 from torch.utils.data import Dataset
 
 from ..config import per_domain
+from ..metrics.lifelong import UNION_LABEL
 from .images import read_image
-from .protocol import EvalSet, Manifest, TrainDomain, build_train_domain, build_unseen_sets, unseen_for_avg
+from .protocol import EvalSet, Manifest, build_train_domain, build_unseen_sets, unseen_for_avg
 from .transforms import test_transform, train_transform
 
 
@@ -58,7 +59,7 @@ class ReIDBenchmark:
     """The Avalanche scenario plus the names and sizes the harness needs alongside it."""
 
     scenario: object  # avalanche CLScenario with train_stream, test_stream, unseen_stream
-    train_names: list[str]     # one per train experience ("joint" when merged)
+    train_names: list[str]     # one per train experience (UNION_LABEL when merged)
     seen_names: list[str]      # one per test_stream experience
     unseen_names: list[str]    # one per unseen_stream experience (a dataset repeats under multi-split)
     num_classes: list[int]     # per train experience
@@ -80,11 +81,11 @@ class ReIDBenchmark:
         return self.scenario.unseen_stream
 
 
-def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBenchmark:
+def build_benchmark(cfg: dict, *, family: str, union: bool = False) -> ReIDBenchmark:
     """Read every domain, apply the protocol, and build the three streams.
 
-    `family` picks the normalisation ("clip" or "resnet"); `joint` merges all training domains
-    into one experience (the joint-training upper bound).
+    `family` picks the normalisation ("clip" or "resnet"); `union` merges all training domains
+    into one experience (for a method that declares `sees_union`).
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.utils.transform_groups import TransformGroups
@@ -132,11 +133,11 @@ def build_benchmark(cfg: dict, *, family: str, joint: bool = False) -> ReIDBench
                    for i, s in enumerate(unseen)]
 
     train_names = [d.name for d in domains]
-    if joint:
+    if union:
         from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
 
         train_sets = [ClassificationDataset(train_sets)] if len(train_sets) > 1 else train_sets
-        train_names, num_classes, offsets = ["joint"], [sum(num_classes)], [0]
+        train_names, num_classes, offsets = [UNION_LABEL], [sum(num_classes)], [0]
     streams = {"train": train_sets, "test": test_sets}
     if unseen_sets:
         streams["unseen"] = unseen_sets

@@ -2,7 +2,7 @@
 
 The table has one row per (step, eval_domain, eval_set) with columns RESULT_COLUMNS; metric
 values are percentages. Step 0 is the model before any training; `trained_domain` is the domain
-trained in that step ("" for step 0, "joint" when one step trained every domain).
+trained in that step ("" for step 0, UNION_LABEL when one step trained every domain).
 
 Notation: R[t][j] is the metric on seen domain j (benchmark order, j = 1..T) after step t,
 U[t][u] the same on unseen dataset u, T the last step.
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 METRICS = ("mAP", "mINP", "R1", "R5", "R10")
 RESULT_COLUMNS = ("step", "trained_domain", "eval_domain", "eval_set") + METRICS
 EVAL_SETS = ("seen", "unseen")
-JOINT = "joint"
+# The trained_domain of a step that trained the union of every domain (the word of joint training;
+# run directories written before carry it too).
+UNION_LABEL = "joint"
 
 
 def check_results_table(df: "pd.DataFrame") -> None:
@@ -63,14 +65,14 @@ def lifelong_summary(df: "pd.DataFrame", seen_order: list[str], metric: str = "m
     """Seen/Unseen-Avg per step, final values, forgetting, BWT, FWT and plasticity of one run.
 
     With T the last step and R, U as in the module docstring (percent):
-    - seen_avg[t-1] = Seen-Avg(t) = mean_{j<=t} R[t][j] for t = 1..T (a joint step: every domain);
+    - seen_avg[t-1] = Seen-Avg(t) = mean_{j<=t} R[t][j] for t = 1..T (a union step: every domain);
     - unseen_avg[t] = Unseen-Avg(t) = mean_u U[t][u] for t = 0..T;
     - final = {"seen": {j: R[T][j]}, "unseen": {u: U[T][u]}}; seen_avg_final, unseen_avg_final;
     - forgetting[j] = F_j = max_{l in [j, T-1]} R[l][j] - R[T][j] for j < T; forgetting_mean = mean_j F_j;
     - bwt = mean_{j<T} (R[T][j] - R[j][j]);
     - fwt = mean_{j=2..T} (R[j-1][j] - R[0][j]);
     - plasticity[j] = R[j][j] for j <= T; plasticity_mean = mean_j R[j][j] (learning accuracy).
-    Values that are undefined (a single step, joint training, no unseen set, a missing cell) are None.
+    Values that are undefined (a single step, a union step, no unseen set, a missing cell) are None.
     """
     seen = results_matrix(df, metric, "seen")
     unseen = results_matrix(df, metric, "unseen")
@@ -84,12 +86,12 @@ def lifelong_summary(df: "pd.DataFrame", seen_order: list[str], metric: str = "m
     steps = range(last + 1)
     R = seen.reindex(index=steps, columns=seen_order).to_numpy()
     U = unseen.reindex(index=steps).to_numpy()
-    joint = _is_joint(df, seen_order, last)
-    # Sequential: domain j (1-based) is trained at step j; a joint step trains them all.
-    seq = [] if joint else list(range(1, last + 1))
+    union = _trained_union(df, seen_order)
+    # Sequential: domain j (1-based) is trained at step j; a union step trains them all.
+    seq = [] if union else list(range(1, last + 1))
     forgetting = {seen_order[j - 1]: R[j:last, j - 1].max() - R[last, j - 1] for j in seq if j < last}
     plasticity = {seen_order[j - 1]: R[j, j - 1] for j in seq}
-    seen_avg = [_mean(R[t, : len(seen_order) if joint else t]) for t in steps[1:]]
+    seen_avg = [_mean(R[t, : len(seen_order) if union else t]) for t in steps[1:]]
     unseen_avg = [_mean(U[t]) if U.shape[1] else None for t in steps]
     return _json_safe({
         "seen_avg": seen_avg,
@@ -113,10 +115,10 @@ def _check_args(metric: str, eval_set: str) -> None:
         raise ValueError(f"unknown eval_set {eval_set!r}; choose from {', '.join(EVAL_SETS)}")
 
 
-def _is_joint(df: "pd.DataFrame", seen_order: list[str], last: int) -> bool:
-    """True for a joint run; raise UserError when a sequential step trained an unexpected domain."""
+def _trained_union(df: "pd.DataFrame", seen_order: list[str]) -> bool:
+    """True for a run whose one step trained every domain; raise UserError when a sequential step trained an unexpected domain."""
     trained = df[df["step"] > 0].drop_duplicates("step").set_index("step")["trained_domain"]
-    if (trained == JOINT).any():
+    if (trained == UNION_LABEL).any():
         return True
     for step, name in trained.items():
         expected = seen_order[step - 1] if step <= len(seen_order) else None

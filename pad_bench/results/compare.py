@@ -223,7 +223,7 @@ def mixed_backbones(runs: Sequence[Run]) -> str | None:
     if len(backbones) < 2:
         return None
     return (f"this table mixes backbones ({', '.join(backbones)}): rows differ by more than their method; "
-            "compare methods on one backbone (e.g. --profile resnet for fine-tune and joint next to LSTKC and DKP)")
+            "compare methods on one backbone (a profile such as --profile resnet puts the baselines on the others' backbone)")
 
 
 def mixed_rows(groups: Sequence[RunGroup]) -> list[str]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ..io import atomic_write
-from ..metrics.lifelong import JOINT
+from ..metrics.lifelong import UNION_LABEL
 from .runs import Run, RunGroup, group_runs, load_run, missing_rows, union_in_order
 
 log = logging.getLogger("pad_bench")
@@ -84,9 +84,9 @@ class _Context:
 
         groups = group_runs(runs)
         palette = colormaps["tab10"].colors
-        # The x axis follows the sequential runs; joint runs are drawn as flat reference lines.
+        # The x axis follows the sequential runs; runs that trained the union are drawn as flat reference lines.
         labels: dict[int, str] = {}
-        for run in [r for r in runs if not r.is_joint] or runs:
+        for run in [r for r in runs if not r.trained_union] or runs:
             for step, name in run.step_labels().items():
                 labels.setdefault(step, name)
         title = ", ".join(union_in_order([[r.benchmark] for r in runs]))
@@ -100,8 +100,8 @@ class _Context:
         )
 
     def flat(self, g: RunGroup) -> bool:
-        """Draw this group as a flat reference line: a joint run next to sequential ones."""
-        return g.is_joint and any(not other.is_joint for other in self.groups)
+        """Draw this group as a flat reference line: a run that trained the union next to sequential ones."""
+        return g.trained_union and any(not other.trained_union for other in self.groups)
 
     def legend_label(self, g: RunGroup) -> str:
         return g.display_label + (f" (n={len(g.runs)})" if len(g.runs) > 1 else "")
@@ -135,7 +135,7 @@ def _band(ax: "Axes", x: Sequence[float], mean: np.ndarray, std: np.ndarray, col
 
 
 def _flat(ax: "Axes", mean: float, std: float, color: Any, label: str) -> None:
-    """A joint run's final value as a horizontal reference line (± std band)."""
+    """The final value of a run that trained the union as a horizontal reference line (± std band)."""
     if not np.isfinite(mean):
         return
     ax.axhline(mean, color=color, linestyle=":", linewidth=1.8, label=f"{label}, final")
@@ -157,7 +157,7 @@ def _curves(ctx: _Context) -> "Figure":
     fig, axes = _figure(len(ctx.domains), 4.2, 3.3, sharey=True)
     trained_at: dict[str, int] = {}
     for step, name in ctx.step_labels.items():
-        for domain in ctx.domains if name == JOINT else [name]:
+        for domain in ctx.domains if name == UNION_LABEL else [name]:
             trained_at.setdefault(domain, step)
     for i, (ax, domain) in enumerate(zip(axes, ctx.domains)):
         for g, color, (mean, std) in zip(ctx.groups, ctx.colors, ctx.seen):
@@ -208,7 +208,7 @@ def _forgetting(ctx: _Context) -> "Figure | None":
     getters: list[Callable[[Run], float | None]] = [
         (lambda r, d=d: (r.summary["mAP"]["forgetting"] or {}).get(d)) for d in domains
     ] + [lambda r: r.summary["mAP"]["forgetting_mean"]]
-    drawn = [(g, color) for g, color in zip(ctx.groups, ctx.colors) if not g.is_joint]
+    drawn = [(g, color) for g, color in zip(ctx.groups, ctx.colors) if not g.trained_union]
     fig, (ax,) = _figure(1, min(14.0, max(6.0, 2.0 + 0.45 * len(getters) * len(drawn))), 4.0)
     width = 0.8 / len(drawn)
     x = np.arange(len(getters))
@@ -245,7 +245,7 @@ def _heatmaps(ctx: _Context) -> "Figure":
         image = ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax)
         _annotate(ax, grid, image)
         for r, step in enumerate(steps):  # outline the cells of the domains trained in that step
-            trained = ctx.domains if labels.get(step) == JOINT else [labels.get(step)]
+            trained = ctx.domains if labels.get(step) == UNION_LABEL else [labels.get(step)]
             for c in (ctx.domains.index(d) for d in trained if d in ctx.domains):
                 ax.add_patch(_outline(c, r))
         ax.set_xticks(range(len(ctx.domains)), ctx.domains, rotation=30, ha="right", rotation_mode="anchor")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..metrics.lifelong import JOINT, lifelong_summary, results_matrix
+from ..metrics.lifelong import UNION_LABEL, lifelong_summary, results_matrix
 from .store import recorded_precision
 from ..yamlio import read_yaml
 
@@ -95,9 +95,9 @@ class Run:
         return recipe
 
     @property
-    def is_joint(self) -> bool:
+    def trained_union(self) -> bool:
         """True when one step trained every domain together."""
-        return bool((self.table["trained_domain"] == JOINT).any())
+        return bool((self.table["trained_domain"] == UNION_LABEL).any())
 
     @property
     def last_step(self) -> int:
@@ -105,8 +105,8 @@ class Run:
 
     @property
     def total_steps(self) -> int:
-        """Steps of a finished run: one per training domain, or one for a joint run."""
-        return 1 if self.is_joint else len(self.domains)
+        """Steps of a finished run: one per training domain, or one when it trained their union."""
+        return 1 if self.trained_union else len(self.domains)
 
     @property
     def finished(self) -> bool:
@@ -123,7 +123,7 @@ class Run:
                 for m in metrics if row[m] != row[m]]
 
     def step_labels(self) -> dict[int, str]:
-        """Step -> the domain trained in it ("init" for step 0, "joint" for a joint step)."""
+        """Step -> the domain trained in it ("init" for step 0, UNION_LABEL for a step that trained every domain)."""
         steps = self.table.drop_duplicates("step").sort_values("step")
         return {int(s): d or "init" for s, d in zip(steps["step"], steps["trained_domain"])}
 
@@ -223,8 +223,8 @@ class RunGroup:
         return self.label + self.marker
 
     @property
-    def is_joint(self) -> bool:
-        return self.runs[0].is_joint
+    def trained_union(self) -> bool:
+        return self.runs[0].trained_union
 
     def stat(self, get: Callable[[Run], float | None]) -> tuple[float | None, float | None]:
         return mean_std([get(r) for r in self.runs])

@@ -7,10 +7,10 @@ from typing import Any, Callable, Iterable
 
 from ..config import resolve_dataset_tables
 from ..data.datasets import create_dataset
-from ..data.synth_cache import prepare_synthetic
 from ..errors import UserError
 from ..models.weights import resolve_weights
 from ..registry import MODELS, load_strategy_class
+from ..synthetic.assets import pending_assets, point_at_pretrained
 from ..training.run_context import RunContext
 
 
@@ -26,9 +26,10 @@ def finalize(cfg: dict, *, check_data: bool = True):
     strategy_cls = load_strategy_class(cfg["strategy"]["method"])
     strategy_cls.finalize_config(cfg)
     resolve_dataset_tables(cfg)  # the tables a strategy left: `first` at position 0
-    prepare_synthetic(cfg)  # a synthetic benchmark's data and pretrained weights, made once
     if check_data:
+        _check_assets(cfg)
         _check_datasets(cfg)
+    point_at_pretrained(cfg)  # the synthetic benchmark's pretrained file, made by the asset step
     # a missing pretrained file fails here, before any data is read or a run directory exists
     cfg["model"]["weights"] = resolve_weights(cfg["model"]["name"], cfg["model"].get("weights"))
     return strategy_cls
@@ -51,6 +52,14 @@ def _check_device(name: str) -> None:
 
         if not torch.cuda.is_available():
             raise UserError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+
+
+def _check_assets(cfg: dict) -> None:
+    """A synthetic run's data and weights exist: resolving a config never makes them."""
+    pending = pending_assets(cfg)
+    if pending:
+        raise UserError(f"the run needs {'; '.join(pending)}: `pad-bench run` makes them in its asset step "
+                        f"(by hand: `pad-bench datasets synth --out {cfg['benchmark']['data_root']} [--pretrain]`)")
 
 
 def _check_datasets(cfg: dict) -> None:

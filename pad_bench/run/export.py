@@ -36,5 +36,5 @@ def export_run(run_dir: Path) -> tuple[Path, int, int, int]:
     }
     path = run_dir / "export" / "image_encoder.pt"
     save_torch(path, payload)
-    total = 1 if strategy_cls.joint else len(cfg["benchmark"]["domains"])
+    total = 1 if strategy_cls.sees_union else len(cfg["benchmark"]["domains"])
     return path, path.stat().st_size, state["step"], total

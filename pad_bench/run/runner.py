@@ -62,7 +62,7 @@ def prepare(cfg: dict) -> tuple[type, ReIDBenchmark]:
     strategy_cls = finalize(cfg)  # config.yaml holds resolved values
     validate(cfg)
     seed_everything(cfg["seed"])
-    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), joint=strategy_cls.joint)
+    bench = build_benchmark(cfg, family=model_family(cfg["model"]["name"]), union=strategy_cls.sees_union)
     extra = strategy_cls.extra_pk_batches(cfg)
     for k, exp in enumerate(bench.train_stream):
         labels = [int(y) for y in exp.dataset.targets]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
+from ..synthetic.assets import make_assets, pending_assets
 from .spec import SweepRun, SweepSpec, load_spec
 from .state import SweepState
 
@@ -37,10 +38,16 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
     earlier = state.earlier()
     if earlier:
         print(f"  {len(earlier)} run(s) of an earlier spec stay recorded in sweep.yaml, not run: {', '.join(earlier)}")
+    pending = _pending_assets(todo)
     if dry_run:
         for run in runs:
             print(f"  {run.name:<48} {state.entries[run.name]['status']}")
+        for cfg, lines in pending:
+            print(f"  the sweep would first make (its asset step): {'; '.join(lines)}")
         return 0
+    for cfg, lines in pending:
+        print(f"asset step: making {'; '.join(lines)}", flush=True)
+        make_assets(cfg)
     directory.mkdir(parents=True, exist_ok=True)
     with _exclusive(directory):
         state.save()
@@ -57,8 +64,9 @@ def sweep_command(spec_path: Path, *, out: Path | None, address: str | None, cpu
 
 
 def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
-    """Resolve each run's method switches (e.g. PAD presets) and per-dataset tables on a copy, as the run
-    will: a bad one fails before anything runs. Data and weights are left to the runs (nothing is written)."""
+    """Resolve each run's method switches (e.g. a method's presets) and per-dataset tables on a copy, as
+    the run will: a bad one fails before anything runs (nothing is written; data and weights are the
+    asset step's)."""
     from ..config import resolve_dataset_tables
     from ..registry import load_strategy_class
 
@@ -69,6 +77,17 @@ def check_strategy_settings(spec: SweepSpec, runs: list[SweepRun]) -> None:
             resolve_dataset_tables(cfg)
         except UserError as e:
             raise UserError(f"{spec.path}: run {run.name}: {e}") from None
+
+
+def _pending_assets(runs: list[SweepRun]) -> list[tuple[dict, list[str]]]:
+    """(a run's config, what its data root lacks) once per distinct data root, streams and weights."""
+    distinct: dict[tuple, dict] = {}
+    for run in runs:
+        b, m = run.config["benchmark"], run.config["model"]
+        key = (str(b["data_root"]), tuple(b["domains"]), tuple(b["unseen"]), m["name"], str(m.get("weights")))
+        distinct.setdefault(key, run.config)
+    found = [(cfg, pending_assets(cfg)) for cfg in distinct.values()]
+    return [(cfg, lines) for cfg, lines in found if lines]
 
 
 @contextmanager

@@ -153,7 +153,7 @@ def _as_list(value: Any) -> list:
 def _names(raw: dict, key: str, path: Path, *, required: bool) -> list[str]:
     if raw.get(key) is None:
         if required:
-            raise UserError(f"{path}: '{key}' is missing; list at least one, e.g. {key}: [{_EXAMPLE[key]}]")
+            raise UserError(f"{path}: '{key}' is missing; list at least one (`pad-bench list` names them)")
         return []
     values = _as_list(raw[key])
     bad = next((v for v in values if not isinstance(v, str) or not v), None)
@@ -161,9 +161,6 @@ def _names(raw: dict, key: str, path: Path, *, required: bool) -> list[str]:
         raise UserError(f"{path}: '{key}' must be a non-empty list of names, got {raw[key]!r}")
     _no_repeats(values, key, path)
     return values
-
-
-_EXAMPLE = {"benchmarks": "synth", "strategies": "finetune", "profiles": "tiny"}
 
 
 def _seeds(raw: dict, path: Path) -> list[int]:

@@ -39,7 +39,7 @@ method under strategies/ to this list), in the order a run calls them, the last 
 
 Declarations (class attributes): `Params` (the method's hyperparameters, read as `self.hp.<name>`),
 `carried` (attribute names kept from one experience to the next; plugins declare theirs the same
-way: checkpointed and counted in summary.json, carried.py), `joint` (trained once on all domains
+way: checkpointed and counted in summary.json, carried.py), `sees_union` (trained once on all domains
 merged), `plugin_order` (plugin classes that must appear in this order; the constructor checks it).
 A plugin that distils from an earlier model declares `distils = True` (OldModelPlugin does): from the
 second experience on, `kd_active` is then true.
@@ -89,8 +89,8 @@ class ReIDStrategy(ReportingMixin, StrategyStateMixin, AvalancheAdapter):
     Params: ClassVar[type[ReIDParams]] = ReIDParams
     #: attribute names (on the strategy) carried from one experience to the next, besides the model
     carried: ClassVar[tuple[str, ...]] = ()
-    #: True for methods trained once on all domains merged into one experience
-    joint: ClassVar[bool] = False
+    #: True for a method trained once on every domain merged into one experience (labelled UNION_LABEL)
+    sees_union: ClassVar[bool] = False
     #: plugin classes whose instances must appear in this order in the strategy's plugins
     plugin_order: ClassVar[tuple[type, ...]] = ()
 

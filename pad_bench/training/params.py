@@ -23,7 +23,7 @@ class ReIDParams(HParams):
     milestones: list[int] = hp([], "epochs (0-based, per experience) at which the LR decays by gamma",
                                ge=0, per_domain=True)
     schedule_step: Literal["before_epoch", "after_epoch"] = hp(
-        "before_epoch", "when the LR factor is set: before each epoch (PAD's code) or after it (LSTKC's)")
+        "before_epoch", "when the LR factor is set: before each epoch (one epoch ahead) or after it")
     label_smoothing: float = hp(0.1, "label smoothing of the ID loss", ge=0, lt=1)
     id_weight: float = hp(0.25, "weight of the ID (cross-entropy) loss", ge=0)
     triplet_weight: float = hp(1.0, "weight of the batch-hard triplet loss", ge=0)

@@ -14,9 +14,8 @@ class ProgressPlugin(SupervisedPlugin):
         self.bar = None
 
     def before_training_epoch(self, strategy, **kwargs):
-        name = strategy.cfg["benchmark"]["domains"][strategy.exp_index] if not strategy.joint else "joint"
         self.bar = tqdm(total=len(strategy.dataloader), leave=False, disable=self.disable, mininterval=1.0,
-                        desc=f"{name} ep {strategy.epoch + 1}/{strategy.train_epochs}")
+                        desc=f"{strategy.domain_name()} ep {strategy.epoch + 1}/{strategy.train_epochs}")
         self.t0, self.n = time.perf_counter(), 0
 
     def after_training_iteration(self, strategy, **kwargs):

@@ -3,6 +3,7 @@ the dry run (`pad-bench run --dry-run`) and parameter accounting (summary.json["
 from __future__ import annotations
 
 from ..config import per_domain
+from ..metrics.lifelong import UNION_LABEL
 from .carried import carried_bytes
 from .schedules import per_domain_list
 
@@ -11,7 +12,7 @@ class ReportingMixin:
     """`experience_settings`, `plan_experience` and `param_report` are hooks a method extends (call super)."""
 
     def domain_name(self) -> str:
-        return "joint" if self.joint else self.cfg["benchmark"]["domains"][self.exp_index]
+        return UNION_LABEL if self.sees_union else self.cfg["benchmark"]["domains"][self.exp_index]
 
     def experience_settings(self) -> dict:
         """The settings the current experience runs with, read from the strategy as set up (after

@@ -6,4 +6,4 @@ from pad_bench.training.base import ReIDStrategy
 
 @register_strategy("joint")
 class Joint(ReIDStrategy):
-    joint = True
+    sees_union = True

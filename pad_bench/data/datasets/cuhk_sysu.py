@@ -48,8 +48,8 @@ class CUHKSYSU(ReIDDataset):
             self.expected = {s: c for s, c in self.expected.items() if s != "train"}
 
     def build(self, root: Path) -> DatasetSplits:
-        lstkc = (root / LSTKC_DIRS["train"]).is_dir()
-        dirs, pattern = (LSTKC_DIRS, LSTKC_PATTERN) if lstkc else (PAD_DIRS, MARKET_PATTERN)
+        cropped = (root / LSTKC_DIRS["train"]).is_dir()
+        dirs, pattern = (LSTKC_DIRS, LSTKC_PATTERN) if cropped else (PAD_DIRS, MARKET_PATTERN)
         splits = {
             s: [dataclasses.replace(r, camid=PSEUDO_CAMIDS[s])
                 for r in parse_market_style(root / dirs[s], pattern)]

@@ -16,7 +16,7 @@ class LPWS2(MarketStyleDataset):
     kind = "seen"
     root_aliases = ("LPW_s2", "lpw_s2")
     how_to_get = (
-        "Convert LPW scene 2 to the Market layout (as PAD does) and unpack it as "
+        "Convert LPW scene 2 to the Market layout (<pid>_c<cam>s<seq>_*.jpg) and unpack it as "
         "<data-root>/LPW_s2/{bounding_box_train,query,bounding_box_test}."
     )
 

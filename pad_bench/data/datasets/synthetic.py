@@ -1,7 +1,7 @@
 """Synthetic person domains (`pad-bench datasets synth`): Market-1501 layout, one folder per domain."""
 from __future__ import annotations
 
-from ..synth import MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, train_domain_name, unseen_domain_name
+from ...synthetic.domains import MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, train_domain_name, unseen_domain_name
 from .base import register_dataset
 from .market1501 import MarketStyleDataset
 

@@ -1,4 +1,4 @@
-"""Pretraining of the tiny models on the synthetic corpus (`data/corpus.py`), cached per data root.
+"""Pretraining of the tiny models on the synthetic corpus (`corpus.py`), cached per data root.
 
 - clip-tiny: both towers with the CLIP objective (symmetric InfoNCE over image-caption pairs;
   identities with the same caption count as positives of each other);
@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.attributes import ATTRIBUTES, caption, matches, sample_partial, zero_shot_class, zero_shot_prompts
-from ..data.corpus import CorpusConfig, corpus_is_complete, generate_corpus, load_corpus
 from ..errors import UserError
 from ..io import atomic_write, atomic_write_json
+from .attributes import ATTRIBUTES, caption, matches, sample_partial, zero_shot_class, zero_shot_prompts
+from .corpus import CorpusConfig, corpus_is_complete, generate_corpus, load_corpus
 
 PRETRAIN_VERSION = 1  # bump when the training recipe changes: it invalidates cached weights
 PRETRAINED_DIR = "pretrained"
@@ -55,6 +55,12 @@ class PretrainConfig:
 DEFAULT_PRETRAIN = PretrainConfig()  # what `model.weights: synth-pretrained` stands for
 
 
+def check_pretrainable(model: str) -> None:
+    if model not in PRETRAINABLE:
+        raise UserError(f"there is no synthetic pretraining for model '{model}' (only {', '.join(PRETRAINABLE)}); "
+                        f"pass --set model.weights=PATH or model.weights=random")
+
+
 def pretrained_dir(data_root: str | Path, model: str, cfg: PretrainConfig) -> Path:
     return Path(data_root) / PRETRAINED_DIR / f"{model}-s{cfg.seed}"
 
@@ -62,11 +68,9 @@ def pretrained_dir(data_root: str | Path, model: str, cfg: PretrainConfig) -> Pa
 def ensure_pretrained(data_root: str | Path, model: str, cfg: PretrainConfig = DEFAULT_PRETRAIN,
                       log=print) -> Path:
     """The weights file of `model` pretrained by `cfg` on the corpus in data_root: made once, then cached."""
-    if model not in PRETRAINABLE:
-        raise UserError(f"there is no synthetic pretraining for model '{model}' (only {', '.join(PRETRAINABLE)}); "
-                        f"pass --set model.weights=PATH or model.weights=random")
+    check_pretrainable(model)
     out = pretrained_dir(data_root, model, cfg)
-    if _is_cached(out, cfg):
+    if is_cached(out, cfg):
         return out / WEIGHTS_FILE
     if not corpus_is_complete(data_root, cfg.corpus):
         t0 = time.perf_counter()
@@ -79,7 +83,8 @@ def ensure_pretrained(data_root: str | Path, model: str, cfg: PretrainConfig = D
     return out / WEIGHTS_FILE
 
 
-def _is_cached(out: Path, cfg: PretrainConfig) -> bool:
+def is_cached(out: Path, cfg: PretrainConfig) -> bool:
+    """True when `out` (pretrained_dir) holds the weights of exactly this recipe."""
     try:
         report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

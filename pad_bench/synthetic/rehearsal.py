@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_write, atomic_write_json
-from .synth import SynthConfig, render_image, sample_domain_style, sample_look
+from .domains import SynthConfig, render_image, sample_domain_style, sample_look
 
 REHEARSAL_VERSION = 1  # bump when a layout or the renderer changes
 MARKERS = ".rehearsal"

@@ -11,7 +11,7 @@ import colorsys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .synth import Look
+    from .domains import Look
 
 RGB = tuple[float, float, float]
 
@@ -63,7 +63,7 @@ def _index_of(rgb: RGB, palette: tuple[RGB, ...]) -> int:
 
 def attributes_of(look: "Look") -> dict[str, str]:
     """The attribute record of a look: one value of ATTRIBUTES[name] per attribute."""
-    from .synth import HAIR, SHOES
+    from .domains import HAIR, SHOES
 
     def accessory(rgb: RGB | None) -> str:
         return "none" if rgb is None else colour_name(rgb)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write_json
-from .synth import (check_int_bounds, CORPUS_BACKGROUNDS, MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, ATTRIBUTES_FILE, CameraStyle,
+from .domains import (check_int_bounds, CORPUS_BACKGROUNDS, MAX_TRAIN_DOMAINS, MAX_UNSEEN_DOMAINS, ATTRIBUTES_FILE, CameraStyle,
                     DomainStyle, _r, _rgb, _save_jpeg, _vec, manifest_matches, render_image, sample_look,
                     write_attributes)
 

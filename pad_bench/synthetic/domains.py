@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from ..errors import UserError
 from ..io import atomic_write, atomic_write_json
 from .attributes import attributes_of, caption
-from .datasets.base import ImageRecord, split_counts
+from ..data.datasets.base import ImageRecord, split_counts
 
 SYNTH_VERSION = 2  # bump when the renderer changes: it invalidates cached sets
 WORLD_VERSION = 1  # the frozen world the criteria were checked on (docs/synthetic.md#world-criteria)
