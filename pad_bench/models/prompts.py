@@ -1,5 +1,5 @@
 """Prompt pools of the rehearsal-free prompt methods (L2P, DualPrompt, CODA-Prompt) on a frozen ViT or CLIP
-image tower, and the backbone that runs them (docs/methods/prompt-methods.md).
+image tower, and the backbone that runs them (docs/adding-a-method.md#a-prompt-method).
 
 Every method here queries its pool with the frozen tower's own feature of the image (the first head tap:
 ViT 'cls', CLIP 'x12', both the final-LayerNorm CLS token), computed without prompts, and hands the
