@@ -27,15 +27,9 @@ REL = 1e-5  # of the value, or of the mean |x| where the value is smaller (a sum
 PROMPTS = ("a photo of a person", "a person in a red coat and blue jeans")
 
 
-def outputs(name: str) -> dict[str, dict]:
-    """The statistics of every output tensor of model `name` in eval and in train mode (batch
-    statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ...,
-    and for CLIP models the text features of PROMPTS ('text:features'). CLIP always builds its text
-    tower, so building it with text_tower=True leaves the image side's initialisation as it is."""
-    clip = model_config(name)["family"] == "clip"
-    torch.manual_seed(INIT_SEED)
-    model = create_model(name, num_classes=NUM_CLASSES, weights="random", text_tower=clip)
-    x = torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
+def flat_statistics(model: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    """statistics() of every output tensor (one level of dicts flattened) in eval and in train mode,
+    each forward under the seed INPUT_SEED: keys 'eval:embedding', 'train:bn/<tap>', ..."""
     flat = {}
     for mode in ("eval", "train"):
         model.train(mode == "train")
@@ -45,12 +39,28 @@ def outputs(name: str) -> dict[str, dict]:
         for key, value in out.items():
             for sub, t in value.items() if isinstance(value, dict) else [("", value)]:
                 flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = statistics(t)
+    return flat
+
+
+def outputs(name: str) -> dict[str, dict]:
+    """The statistics of every output tensor of model `name` in eval and in train mode (batch
+    statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ...,
+    and for CLIP models the text features of PROMPTS ('text:features'). CLIP always builds its text
+    tower, so building it with text_tower=True leaves the image side's initialisation as it is."""
+    clip = model_config(name)["family"] == "clip"
+    torch.manual_seed(INIT_SEED)
+    model = create_model(name, num_classes=NUM_CLASSES, weights="random", text_tower=clip)
+    flat = flat_statistics(model, golden_input(model))
     if clip:
         bb = model.backbone
         tokens = bb.tokenize(PROMPTS)
         with torch.no_grad():
             flat["text:features"] = statistics(bb.encode_prompt_embeddings(bb.embed_tokens(tokens), tokens))
     return flat
+
+
+def golden_input(model: torch.nn.Module) -> torch.Tensor:
+    return torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
 
 
 def statistics(t: torch.Tensor) -> dict:
@@ -74,7 +84,11 @@ def test_output_matches_its_pin(name):
     if name not in pins:
         pytest.fail(f"model '{name}' has no golden output in tests/golden/models.json; "
                     f"once its output is right, pin it: {REGENERATE} {name}")
-    got, want = outputs(name), pins[name]
+    assert_matches_pin(outputs(name), pins[name])
+
+
+def assert_matches_pin(got: dict[str, dict], want: dict[str, dict]) -> None:
+    """Every output's statistics within REL of its pin (and the same outputs)."""
     assert sorted(got) == sorted(want)
     for key, w in want.items():
         g, n = got[key], torch.Size(want[key]["shape"]).numel()

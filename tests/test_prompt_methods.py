@@ -2,6 +2,8 @@
 the prompt injection of the ViT and CLIP towers, and one epoch on two synthetic domains each."""
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,10 @@ from pad_bench.models.prompts import (CodaPool, batchwise_ids, component_weights
 from pad_bench.registry import load_strategy_class
 
 from conftest import tiny_sets
+from test_models_golden import INIT_SEED, NUM_CLASSES, assert_matches_pin, flat_statistics, golden_input
+
+PROMPT_GOLDEN = Path(__file__).with_name("golden") / "prompt_methods.json"
+GOLDEN_CASES = [f"{m}:{tower}" for m in ("l2p", "dualprompt", "coda-prompt") for tower in ("clip-tiny", "vit-tiny")]
 
 
 def test_cosine_topk_ranks_keys_by_cosine_not_by_dot_product():
@@ -173,3 +179,36 @@ def test_bad_prompt_layers_and_pool_sizes_are_user_errors(synth_root):
         _strategy_model("dualprompt", synth_root, **{"strategy.e_prompt_layers": [2, 3]})
     with pytest.raises(UserError, match="pool_size"):
         _strategy_model("coda-prompt", synth_root, **{"strategy.pool_size": 1})
+
+
+def prompted_outputs(case: str) -> dict[str, dict]:
+    """Golden statistics of a prompt method's model (its `tiny` profile on `tower`, random init under
+    INIT_SEED, the first domain started, NUM_CLASSES identities), outputs as tests/test_models_golden.py
+    but without the train-mode BNNeck outputs: batch statistics of 2 images whose features differ little
+    amplify the last-bit differences between CPU kernels (2.5e-4 relative seen with ATEN_CPU_CAPABILITY=default);
+    the BNNeck itself is pinned there."""
+    method, tower = case.split(":")
+    cfg = resolve_config(benchmark="synth", strategy=method, sets={"model.name": tower, "model.weights": "random"})
+    torch.manual_seed(INIT_SEED)
+    net = load_strategy_class(cfg["strategy"]["method"]).build_model(cfg, None)
+    start = getattr(net.backbone.method, "start_task", None)
+    if start is not None:
+        start(0)
+    net.grow_classifier(NUM_CLASSES)
+    return {k: v for k, v in flat_statistics(net, golden_input(net)).items()
+            if not k.startswith(("train:bn/", "train:logits/"))}
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_prompted_model_output_matches_its_pin(case):
+    pins = json.loads(PROMPT_GOLDEN.read_text())
+    assert case in pins, f"pin it once right: PYTHONPATH=. python tests/test_prompt_methods.py {case}"
+    assert_matches_pin(prompted_outputs(case), pins[case])
+
+
+if __name__ == "__main__":
+    cases = sys.argv[1:] or GOLDEN_CASES
+    pins = json.loads(PROMPT_GOLDEN.read_text()) if PROMPT_GOLDEN.is_file() else {}
+    pins.update({case: prompted_outputs(case) for case in cases})
+    PROMPT_GOLDEN.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
+    print(f"pinned {', '.join(cases)} in {PROMPT_GOLDEN}")
