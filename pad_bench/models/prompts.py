@@ -69,6 +69,11 @@ def gram_schmidt_rows(rows: Tensor, start: int, stop: int) -> Tensor:
     return out
 
 
+def tower_sizes(trunk: nn.Module) -> dict[str, int]:
+    """What a prompt module needs of its tower: depth (blocks), dim (token width) and key_dim (the query's width)."""
+    return {"depth": len(trunk.blocks), "dim": trunk.width, "key_dim": trunk.tap_dims[trunk.head_taps[0]]}
+
+
 def check_layers(name: str, layers: Sequence[int], depth: int) -> tuple[int, ...]:
     """The block indices `layers` as a tuple, each inside a tower of `depth` blocks."""
     layers = tuple(int(i) for i in layers)
@@ -130,7 +135,8 @@ class CodaPool(nn.Module):
     def __init__(self, *, pool_size: int, length: int, dim: int, key_dim: int, layers: Sequence[int], n_tasks: int):
         super().__init__()
         if length < 2 or length % 2:
-            raise UserError(f"strategy.prompt_length must be an even number >= 2 (half keys, half values), got {length}")
+            raise UserError(f"strategy.prompt_length must be an even number >= 2 (half keys, half values), "
+                            f"got {length}")
         if pool_size < n_tasks:
             raise UserError(f"strategy.pool_size {pool_size} gives no component to some of the {n_tasks} domains; "
                             f"make it at least {n_tasks}")

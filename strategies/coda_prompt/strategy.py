@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from pad_bench.models.prompts import tower_sizes
 from pad_bench.registry import register_strategy
 from pad_bench.training.prompt_strategy import PromptStrategy
 
@@ -17,6 +18,6 @@ class CodaPrompt(PromptStrategy):
     @classmethod
     def make_prompts(cls, trunk: nn.Module, cfg: dict) -> nn.Module:
         hp = cfg["strategy"]
-        return CodaPrompts(depth=len(trunk.blocks), dim=trunk.width, key_dim=trunk.tap_dims[trunk.head_taps[0]],
-                           pool_size=hp["pool_size"], length=hp["prompt_length"], layers=hp["prompt_layers"],
-                           n_tasks=len(cfg["benchmark"]["domains"]), ortho=hp["ortho_mu"] > 0)
+        return CodaPrompts(**tower_sizes(trunk), pool_size=hp["pool_size"], length=hp["prompt_length"],
+                           layers=hp["prompt_layers"], n_tasks=len(cfg["benchmark"]["domains"]),
+                           ortho=hp["ortho_mu"] > 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from pad_bench.models.prompts import tower_sizes
 from pad_bench.registry import register_strategy
 from pad_bench.training.prompt_strategy import PromptStrategy
 
@@ -17,7 +18,6 @@ class DualPrompt(PromptStrategy):
     @classmethod
     def make_prompts(cls, trunk: nn.Module, cfg: dict) -> nn.Module:
         hp = cfg["strategy"]
-        return DualPrompts(depth=len(trunk.blocks), dim=trunk.width, key_dim=trunk.tap_dims[trunk.head_taps[0]],
-                           pool_size=hp["pool_size"], g_length=hp["g_prompt_length"], e_length=hp["e_prompt_length"],
-                           g_layers=hp["g_prompt_layers"], e_layers=hp["e_prompt_layers"], top_k=hp["top_k"],
-                           batchwise=hp["batchwise_prompt"])
+        return DualPrompts(**tower_sizes(trunk), pool_size=hp["pool_size"], g_length=hp["g_prompt_length"],
+                           e_length=hp["e_prompt_length"], g_layers=hp["g_prompt_layers"],
+                           e_layers=hp["e_prompt_layers"], top_k=hp["top_k"], batchwise=hp["batchwise_prompt"])

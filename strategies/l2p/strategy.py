@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from pad_bench.models.prompts import tower_sizes
 from pad_bench.registry import register_strategy
 from pad_bench.training.prompt_strategy import PromptStrategy
 
@@ -17,6 +18,5 @@ class L2P(PromptStrategy):
     @classmethod
     def make_prompts(cls, trunk: nn.Module, cfg: dict) -> nn.Module:
         hp = cfg["strategy"]
-        return L2PPrompts(depth=len(trunk.blocks), dim=trunk.width, key_dim=trunk.tap_dims[trunk.head_taps[0]],
-                          pool_size=hp["pool_size"], length=hp["prompt_length"], top_k=hp["top_k"],
-                          layers=hp["prompt_layers"], batchwise=hp["batchwise_prompt"])
+        return L2PPrompts(**tower_sizes(trunk), pool_size=hp["pool_size"], length=hp["prompt_length"],
+                          top_k=hp["top_k"], layers=hp["prompt_layers"], batchwise=hp["batchwise_prompt"])

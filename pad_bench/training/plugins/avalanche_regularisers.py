@@ -154,11 +154,13 @@ def build_regularisers(specs: list[dict] | None) -> list[ReIDRegulariser]:
         args = {k: v for k, v in spec.items() if k != "name"}
         name = spec["name"]
         if name not in REGULARISERS:
-            raise UserError(f"strategy.avalanche_plugins: unknown plugin {name!r}; use one of {', '.join(REGULARISERS)}")
+            raise UserError(f"strategy.avalanche_plugins: unknown plugin {name!r}; "
+                            f"use one of {', '.join(REGULARISERS)}")
         try:
             plugin = REGULARISERS[name](**args)
         except (TypeError, AssertionError) as err:
-            raise UserError(f"strategy.avalanche_plugins: {name}({', '.join(f'{k}={v!r}' for k, v in args.items())}) "
-                            f"is refused: {err or 'invalid arguments'}; see avalanche.training.plugins.{name}") from None
+            given = ", ".join(f"{k}={v!r}" for k, v in args.items())
+            raise UserError(f"strategy.avalanche_plugins: {name}({given}) is refused: {err or 'invalid arguments'}; "
+                            f"see avalanche.training.plugins.{name}") from None
         plugins.append(ReIDRegulariser(plugin, name.removesuffix("Plugin").lower()))
     return plugins
