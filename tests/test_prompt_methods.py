@@ -85,15 +85,15 @@ def test_gram_schmidt_projects_the_fresh_draw_on_each_earlier_row_as_the_referen
 
 def test_coda_training_detaches_earlier_slices_and_evaluation_uses_every_slice_so_far():
     torch.manual_seed(0)
-    pool = CodaPool(pool_size=6, length=2, dim=4, key_dim=4, layers=[0], n_tasks=3)
+    pool = CodaPool(pool_size=6, length=2, dim=4, key_dim=8, layers=[0], n_tasks=3)
     pool.start_task(0)
     pool.start_task(1)
     key, attn, prompt = pool.components(0, train=True)
-    assert key.shape == (4, 4) and prompt.shape == (4, 2, 4)
+    assert key.shape == (4, 8) and prompt.shape == (4, 2, 4)
     (key.sum() + attn.sum() + prompt.sum()).backward()
     assert pool.key.grad[0, :2].abs().sum() == 0 and pool.key.grad[0, 2:4].abs().min() == 1
     assert pool.key.grad[0, 4:].abs().sum() == 0  # a later domain's slice is unused
-    assert pool.components(0, train=False)[0].shape == (4, 4)
+    assert pool.components(0, train=False)[0].shape == (4, 8)
 
 
 def _tower(name: str):
@@ -146,7 +146,7 @@ def test_dualprompt_trains_the_domain_prompt_and_picks_by_key_at_test(synth_root
     assert grad[:, 1].abs().sum() > 0 and grad[:, 0].abs().sum() == 0 and grad[:, 2:].abs().sum() == 0
     q = torch.randn(3, prompts.pool.key.shape[1])
     expected = (F.normalize(q, dim=1) @ F.normalize(prompts.pool.key.detach(), dim=1).t()).argmax(1)
-    assert prompts.pool.select(q, 1, batchwise=False)[:, 0].tolist() == expected.tolist()
+    assert prompts.pool.select(q, batchwise=False)[:, 0].tolist() == expected.tolist()
 
 
 def test_l2p_selection_and_surrogate_follow_the_keys(synth_root):
@@ -170,15 +170,38 @@ def test_prompt_method_trains_one_epoch_on_two_synthetic_domains(method, synth_r
     final = summary["mAP"]["final"]
     assert 0 <= final["seen"]["synth_d1"] <= 100 and 0 <= final["unseen"]["synth_u1"] <= 100
     assert summary["experiences"][1]["unfreeze"] == "partial"
+    scale = 4 * 2 / 256 if cfg["strategy"]["lr_scaling"] == "batch" else 1.0  # P·K = 4·2 in tiny_sets
+    assert summary["experiences"][0]["lr"] == {"all": pytest.approx(cfg["strategy"]["lr"] * scale)}
     terms = {line.split(",")[4] for line in (run_dir / "losses.csv").read_text().splitlines()[1:]}
     assert ("key_pull" in terms) == (method != "coda-prompt") and {"id", "tri"} <= terms
 
 
-def test_bad_prompt_layers_and_pool_sizes_are_user_errors(synth_root):
-    with pytest.raises(UserError, match="e_prompt_layers"):
-        _strategy_model("dualprompt", synth_root, **{"strategy.e_prompt_layers": [2, 3]})
-    with pytest.raises(UserError, match="pool_size"):
-        _strategy_model("coda-prompt", synth_root, **{"strategy.pool_size": 1})
+@pytest.mark.parametrize("method, key, value, match", [
+    ("dualprompt", "e_prompt_layers", [2, 3], "e_prompt_layers"),  # clip-tiny has blocks 0-2
+    ("dualprompt", "pool_size", 1, "pool_size"),  # one E-prompt per domain
+    ("coda-prompt", "pool_size", 65, r"\[5, 64\]"),  # 5 synthetic domains; clip-tiny's key width is 64
+    ("l2p", "top_k", 11, "top_k"),
+    ("l2p", "lr_schedule", "step", "lr_schedule"),
+    ("coda-prompt", "lr_scaling", "sqrt", "lr_scaling"),
+])
+def test_bad_prompt_settings_are_refused_when_the_config_is_finalised(method, key, value, match):
+    from pad_bench.run.build import finalize
+
+    cfg = resolve_config(benchmark="synth", strategy=method, sets={f"strategy.{key}": value})
+    with pytest.raises(UserError, match=match):  # the runner finalises before it writes the run directory
+        finalize(cfg, check_data=False)
+
+
+def test_lr_rules_follow_the_references():
+    class Stub(load_strategy_class("coda_prompt")):
+        def __init__(self, hp, epochs):
+            self.hp, self.train_epochs = hp, epochs
+
+    cosine = Stub({"lr_schedule": "cosine"}, 3)
+    # utils/schedulers.py: cos(99π·e / (200·(E − 1)))
+    assert [cosine.lr_factor(e) for e in range(3)] == pytest.approx(
+        [1.0, math.cos(99 * math.pi / 400), math.cos(99 * math.pi / 200)])
+    assert Stub({"lr_schedule": "constant"}, 3).lr_factor(2) == 1.0
 
 
 def prompted_outputs(case: str) -> dict[str, dict]:

@@ -19,11 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import UserError
 from .attention import KeptPrompts, KVPrefix
-from .clip import CLIPBackbone
-from .vit import ViTBackbone
 
-# The towers whose block loops take prompts
-PROMPTABLE = (ViTBackbone, CLIPBackbone)
 BATCHWISE = ("train", "always", "never")
 
 
@@ -69,9 +65,15 @@ def gram_schmidt_rows(rows: Tensor, start: int, stop: int) -> Tensor:
     return out
 
 
-def tower_sizes(trunk: nn.Module) -> dict[str, int]:
-    """What a prompt module needs of its tower: depth (blocks), dim (token width) and key_dim (the query's width)."""
-    return {"depth": len(trunk.blocks), "dim": trunk.width, "key_dim": trunk.tap_dims[trunk.head_taps[0]]}
+def tower_sizes(model_cfg: dict) -> dict[str, int]:
+    """What a prompt module needs of the tower a model config (pad_bench/configs/models) describes: depth
+    (blocks), dim (token width) and key_dim (the query's width: the final CLS token's, the same)."""
+    family = model_cfg.get("family")
+    if family not in ("vit", "clip"):
+        raise UserError(f"prompt methods need a ViT image tower (vit-b16, vit-tiny, clip-vit-b16, clip-tiny), "
+                        f"not a {family} model; pick one with --model")
+    arch = model_cfg["vision"] if family == "clip" else model_cfg
+    return {"depth": arch["layers"], "dim": arch["width"], "key_dim": arch["width"]}
 
 
 def check_layers(name: str, layers: Sequence[int], depth: int) -> tuple[int, ...]:
@@ -97,13 +99,16 @@ class LayerPrompter:
 
 class KeyedPromptPool(nn.Module):
     """L2P's prompt pool (DualPrompt's E-prompts): M learnable keys (M, key_dim) shared by the pool's
-    blocks and per block M prompts of `tokens` tokens (len(layers), M, tokens, dim), all U(-1, 1)."""
+    blocks and per block M prompts of `tokens` tokens (len(layers), M, tokens, dim), all U(-1, 1);
+    `select` picks top_k of them per image."""
 
-    def __init__(self, *, pool_size: int, tokens: int, dim: int, key_dim: int, layers: Sequence[int]):
+    def __init__(self, *, pool_size: int, tokens: int, dim: int, key_dim: int, layers: Sequence[int], top_k: int):
         super().__init__()
         if pool_size < 1 or tokens < 1:
             raise UserError(f"a prompt pool needs pool_size >= 1 and a prompt length >= 1, got {pool_size}, {tokens}")
-        self.layers = tuple(layers)
+        if not 1 <= top_k <= pool_size:
+            raise UserError(f"strategy.top_k is {top_k}; it must be between 1 and strategy.pool_size ({pool_size})")
+        self.layers, self.top_k = tuple(layers), top_k
         self.key = nn.Parameter(torch.empty(pool_size, key_dim).uniform_(-1, 1))
         self.prompt = nn.Parameter(torch.empty(len(self.layers), pool_size, tokens, dim).uniform_(-1, 1))
 
@@ -111,13 +116,11 @@ class KeyedPromptPool(nn.Module):
     def pool_size(self) -> int:
         return self.key.shape[0]
 
-    def select(self, query: Tensor, top_k: int, batchwise: bool) -> Tensor:
+    def select(self, query: Tensor, batchwise: bool) -> Tensor:
         """(B, top_k) prompt ids for the queries (B, key_dim)."""
-        if not 1 <= top_k <= self.pool_size:
-            raise UserError(f"strategy.top_k is {top_k}; it must be between 1 and the pool size {self.pool_size}")
         with torch.no_grad():
-            idx = cosine_topk(query.float(), self.key.float(), top_k)
-        return batchwise_ids(idx, top_k) if batchwise else idx
+            idx = cosine_topk(query.float(), self.key.float(), self.top_k)
+        return batchwise_ids(idx, self.top_k) if batchwise else idx
 
     def tokens(self, layer: int, idx: Tensor) -> Tensor:
         """The picked prompts of block `layer`, (B, top_k·tokens, dim), in pick order."""
@@ -137,9 +140,9 @@ class CodaPool(nn.Module):
         if length < 2 or length % 2:
             raise UserError(f"strategy.prompt_length must be an even number >= 2 (half keys, half values), "
                             f"got {length}")
-        if pool_size < n_tasks:
-            raise UserError(f"strategy.pool_size {pool_size} gives no component to some of the {n_tasks} domains; "
-                            f"make it at least {n_tasks}")
+        if not n_tasks <= pool_size <= key_dim:
+            raise UserError(f"strategy.pool_size is {pool_size}; it needs one component per domain ({n_tasks}) and "
+                            f"at most the key width {key_dim} (Gram-Schmidt): pick one in [{n_tasks}, {key_dim}]")
         self.layers, self.per_task = tuple(layers), pool_size // n_tasks
         n = len(self.layers)
         self.key = nn.Parameter(torch.rand(n, pool_size, key_dim))
@@ -176,15 +179,12 @@ def component_weights(query: Tensor, key: Tensor, attn: Tensor) -> Tensor:
 
 
 class PromptedBackbone(nn.Module):
-    """A frozen ViT or CLIP tower run with a prompt method: `method(query, training)` returns the forward's
-    LayerPrompter. Same taps as the tower, plus out["prompt_terms"]; the tower stays in eval mode (no drop
-    path), as the references run their frozen encoder."""
+    """A frozen ViT or CLIP tower (ViTBackbone, CLIPBackbone) run with a prompt method: `method(query,
+    training)` returns the forward's LayerPrompter. Same taps as the tower, plus out["prompt_terms"]; the
+    tower stays in eval mode (no drop path), as the references run their frozen encoder."""
 
     def __init__(self, trunk: nn.Module, method: nn.Module):
         super().__init__()
-        if not isinstance(trunk, PROMPTABLE):
-            raise UserError(f"prompt methods need a ViT image tower (vit-b16, vit-tiny, clip-vit-b16, clip-tiny), "
-                            f"not {type(trunk).__name__}; pick one with --model")
         self.trunk, self.method = trunk.requires_grad_(False), method
         self.query_tap = trunk.head_taps[0]
         self.head_taps, self.embedding_taps = trunk.head_taps, trunk.embedding_taps

@@ -22,16 +22,34 @@ class PromptStrategy(ReIDStrategy):
     prompt_term_weights: ClassVar[dict[str, tuple[str, float]]] = {}
 
     @classmethod
-    def make_prompts(cls, trunk: nn.Module, cfg: dict) -> nn.Module:
-        """The method's prompt module: `module(query, training) -> LayerPrompter` (pad_bench.models.prompts)."""
+    def make_prompts(cls, sizes: dict[str, int], cfg: dict) -> nn.Module:
+        """The method's prompt module for a tower of `sizes` (pad_bench.models.prompts.tower_sizes):
+        `module(query, training) -> LayerPrompter`. Raises UserError for settings the tower cannot take."""
         raise NotImplementedError
+
+    @classmethod
+    def finalize_config(cls, cfg: dict) -> None:
+        """Refuse bad settings before the run directory is written: the LR rules, and everything the
+        prompt module checks (built once here on the tower's sizes, then dropped)."""
+        hp = cfg["strategy"]
+        for key, choices in (("lr_scaling", LR_SCALINGS), ("lr_schedule", LR_SCHEDULES)):
+            if hp[key] not in choices:
+                raise UserError(f"strategy.{key} must be one of {', '.join(choices)}, got {hp[key]!r}")
+        cls.make_prompts(cls.tower_sizes(cfg), cfg)
+
+    @staticmethod
+    def tower_sizes(cfg: dict) -> dict[str, int]:
+        from ..models import model_config
+        from ..models.prompts import tower_sizes
+
+        return tower_sizes(model_config(cfg["model"]["name"]))
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> nn.Module:
         from ..models.prompts import PromptedBackbone
 
         net = super().build_model(cfg, bench)
-        net.backbone = PromptedBackbone(net.backbone, cls.make_prompts(net.backbone, cfg))
+        net.backbone = PromptedBackbone(net.backbone, cls.make_prompts(cls.tower_sizes(cfg), cfg))
         return net
 
     def adapt_model(self) -> None:
@@ -45,10 +63,7 @@ class PromptStrategy(ReIDStrategy):
         """One group of everything trainable (prompts, keys, BNNecks, classifiers) at strategy.lr, times
         batch/256 with lr_scaling 'batch' (the references' linear scaling rule)."""
         groups = super().param_groups()
-        scaling = self.hp["lr_scaling"]
-        if scaling not in LR_SCALINGS:
-            raise UserError(f"strategy.lr_scaling must be one of {', '.join(LR_SCALINGS)}, got {scaling!r}")
-        if scaling == "batch":
+        if self.hp["lr_scaling"] == "batch":
             for g in groups:
                 g["lr"] *= self.batch_p() * self.train_cfg["batch_k"] / 256
         return groups
@@ -57,8 +72,6 @@ class PromptStrategy(ReIDStrategy):
         """constant (L2P, DualPrompt); cosine, CODA-Prompt's cos(99π·e / (200·(E − 1))) for epoch e of E
         (utils/schedulers.py), which ends near 0.016 rather than 0; or the harness's warmup_multistep."""
         schedule = self.hp["lr_schedule"]
-        if schedule not in LR_SCHEDULES:
-            raise UserError(f"strategy.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
         if schedule == "constant":
             return 1.0
         if schedule == "cosine":

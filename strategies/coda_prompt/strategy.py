@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from pad_bench.models.prompts import tower_sizes
 from pad_bench.registry import register_strategy
 from pad_bench.training.prompt_strategy import PromptStrategy
 
@@ -16,8 +15,8 @@ class CodaPrompt(PromptStrategy):
     prompt_term_weights = {"ortho": ("ortho_mu", 1.0)}
 
     @classmethod
-    def make_prompts(cls, trunk: nn.Module, cfg: dict) -> nn.Module:
+    def make_prompts(cls, sizes: dict[str, int], cfg: dict) -> nn.Module:
         hp = cfg["strategy"]
-        return CodaPrompts(**tower_sizes(trunk), pool_size=hp["pool_size"], length=hp["prompt_length"],
+        return CodaPrompts(**sizes, pool_size=hp["pool_size"], length=hp["prompt_length"],
                            layers=hp["prompt_layers"], n_tasks=len(cfg["benchmark"]["domains"]),
                            ortho=hp["ortho_mu"] > 0)

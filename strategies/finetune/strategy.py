@@ -11,6 +11,11 @@ from pad_bench.training.plugins.avalanche_regularisers import build_regularisers
 class Finetune(ReIDStrategy):
     """The base strategy as is: every behaviour lives in ReIDStrategy's default hooks."""
 
+    @classmethod
+    def finalize_config(cls, cfg: dict) -> None:
+        """Refuse a bad `avalanche_plugins` list before the run directory is written."""
+        build_regularisers(cfg["strategy"].get("avalanche_plugins"))
+
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         extra = build_regularisers(cfg["strategy"].get("avalanche_plugins"))
         super().__init__(cfg=cfg, plugins=[*(plugins or []), *extra], **kwargs)

@@ -18,11 +18,12 @@ class L2PPrompts(nn.Module):
         if batchwise not in BATCHWISE:
             raise UserError(f"strategy.batchwise_prompt must be one of {', '.join(BATCHWISE)}, got {batchwise!r}")
         self.layers = check_layers("prompt_layers", layers, depth)
-        self.pool = KeyedPromptPool(pool_size=pool_size, tokens=length, dim=dim, key_dim=key_dim, layers=self.layers)
-        self.top_k, self.batchwise = top_k, batchwise
+        self.pool = KeyedPromptPool(pool_size=pool_size, tokens=length, dim=dim, key_dim=key_dim, layers=self.layers,
+                                    top_k=top_k)
+        self.batchwise = batchwise
 
     def forward(self, query: Tensor, training: bool) -> LayerPrompter:
         batchwise = self.batchwise == "always" or (self.batchwise == "train" and training)
-        idx = self.pool.select(query, self.top_k, batchwise)
+        idx = self.pool.select(query, batchwise)
         terms = {"key_pull": key_pull(query, self.pool.key, idx)} if training else {}
         return LayerPrompter(lambda i: KeptPrompts(self.pool.tokens(i, idx)) if i in self.layers else None, terms)

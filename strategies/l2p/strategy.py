@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from pad_bench.models.prompts import tower_sizes
 from pad_bench.registry import register_strategy
 from pad_bench.training.prompt_strategy import PromptStrategy
 
@@ -16,7 +15,7 @@ class L2P(PromptStrategy):
     prompt_term_weights = {"key_pull": ("pull_constraint_coeff", -1.0)}
 
     @classmethod
-    def make_prompts(cls, trunk: nn.Module, cfg: dict) -> nn.Module:
+    def make_prompts(cls, sizes: dict[str, int], cfg: dict) -> nn.Module:
         hp = cfg["strategy"]
-        return L2PPrompts(**tower_sizes(trunk), pool_size=hp["pool_size"], length=hp["prompt_length"],
+        return L2PPrompts(**sizes, pool_size=hp["pool_size"], length=hp["prompt_length"],
                           top_k=hp["top_k"], layers=hp["prompt_layers"], batchwise=hp["batchwise_prompt"])
