@@ -101,7 +101,7 @@ class ClassifierView:
     @property
     def loss(self) -> Tensor:
         loss = self._strategy.loss
-        object.__setattr__(self, "_read", float(loss.detach()))  # `loss += x` may add in place: remember the value read
+        object.__setattr__(self, "_read", float(loss.detach()))  # `loss += x` may add in place: keep the value
         return loss
 
     @loss.setter
