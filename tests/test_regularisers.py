@@ -79,6 +79,15 @@ def test_lwf_distils_the_previous_models_stacked_logits_on_old_identities():
     assert float(strategy.loss.detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_resuming_after_a_domain_is_refused_because_the_plugin_state_is_not_checkpointed():
+    reg = build_regularisers([{"name": "MASPlugin"}])[0]
+    reg.load_state_dict(reg.state_dict())  # nothing built yet: fine
+    reg.plugin.after_training_exp = lambda strategy, **kw: None
+    reg.after_training_exp(types.SimpleNamespace(model=_Net()))
+    with pytest.raises(UserError, match="cannot resume"):
+        reg.load_state_dict(reg.state_dict())
+
+
 def test_unknown_plugins_and_bad_arguments_are_user_errors():
     with pytest.raises(UserError, match="unknown plugin 'EWC'"):
         build_regularisers([{"name": "EWC"}])

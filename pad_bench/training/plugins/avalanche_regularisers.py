@@ -124,6 +124,18 @@ class ReIDRegulariser(SupervisedPlugin):
         super().__init__()
         self.plugin, self.term = plugin, term
         self._view: ClassifierView | None = None
+        self.experiences_done = 0
+
+    def state_dict(self) -> dict:
+        return {"experiences_done": self.experiences_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The stock plugins' state (importances, old weights, old model) is not checkpointed: refuse to
+        resume after an experience that built it, rather than continue without it."""
+        if state.get("experiences_done", 0) > 0:
+            raise UserError(f"this run uses Avalanche's {type(self.plugin).__name__}, whose state is not in the "
+                            f"checkpoints, so it cannot resume after its first domain; start it again in a new "
+                            f"run directory")
 
     def view(self, strategy) -> ClassifierView:
         v = self._view
@@ -134,7 +146,9 @@ class ReIDRegulariser(SupervisedPlugin):
 
 def _forward(name: str):
     def callback(self: ReIDRegulariser, strategy, **kwargs):
-        return getattr(self.plugin, name)(self.view(strategy), **kwargs)
+        getattr(self.plugin, name)(self.view(strategy), **kwargs)
+        if name == "after_training_exp":
+            self.experiences_done += 1
 
     callback.__name__ = name
     return callback
