@@ -78,6 +78,13 @@ class PromptStrategy(ReIDStrategy):
             return math.cos(99 * math.pi * epoch / (200 * (self.train_epochs - 1))) if self.train_epochs > 1 else 1.0
         return super().lr_factor(epoch)
 
+    def experience_settings(self) -> dict:
+        """The base settings, with the LR schedule named and no milestones unless it uses them."""
+        row = {**super().experience_settings(), "lr_schedule": self.hp["lr_schedule"]}
+        if self.hp["lr_schedule"] != "warmup_multistep":
+            row["milestones"] = []
+        return row
+
     def compute_loss(self, out: dict, labels: Tensor) -> Tensor:
         loss = super().compute_loss(out, labels)
         terms = out["prompt_terms"]
