@@ -36,16 +36,9 @@ TOLERANCES = {"train:bn/": 1e-2, "train:logits/": 1e-2, "": 1e-4}  # the first k
 PROMPTS = ("a photo of a person", "a person in a red coat and blue jeans")
 
 
-def outputs(name: str, **overrides) -> dict[str, dict]:
-    """The statistics of every output tensor of model `name` in eval and in train mode (batch
-    statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ...,
-    and for CLIP models the text features of PROMPTS ('text:features'). CLIP always builds its text
-    tower, so building it with text_tower=True leaves the image side's initialisation as it is.
-    `overrides` change keys of the model's config (the breakage checks)."""
-    clip = model_config(name)["family"] == "clip"
-    torch.manual_seed(INIT_SEED)
-    model = create_model(name, num_classes=NUM_CLASSES, weights="random", text_tower=clip, **overrides)
-    x = torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
+def flat_statistics(model: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    """statistics() of every output tensor (one level of dicts flattened) in eval and in train mode,
+    each forward under the seed INPUT_SEED: keys 'eval:embedding', 'train:bn/<tap>', ..."""
     flat = {}
     for mode in ("eval", "train"):
         model.train(mode == "train")
@@ -55,12 +48,29 @@ def outputs(name: str, **overrides) -> dict[str, dict]:
         for key, value in out.items():
             for sub, t in value.items() if isinstance(value, dict) else [("", value)]:
                 flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = statistics(t)
+    return flat
+
+
+def outputs(name: str, **overrides) -> dict[str, dict]:
+    """The statistics of every output tensor of model `name` in eval and in train mode (batch
+    statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ...,
+    and for CLIP models the text features of PROMPTS ('text:features'). CLIP always builds its text
+    tower, so building it with text_tower=True leaves the image side's initialisation as it is.
+    `overrides` change keys of the model's config (the breakage checks)."""
+    clip = model_config(name)["family"] == "clip"
+    torch.manual_seed(INIT_SEED)
+    model = create_model(name, num_classes=NUM_CLASSES, weights="random", text_tower=clip, **overrides)
+    flat = flat_statistics(model, golden_input(model))
     if clip:
         bb = model.backbone
         tokens = bb.tokenize(PROMPTS)
         with torch.no_grad():
             flat["text:features"] = statistics(bb.encode_prompt_embeddings(bb.embed_tokens(tokens), tokens))
     return flat
+
+
+def golden_input(model: torch.nn.Module) -> torch.Tensor:
+    return torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
 
 
 def statistics(t: torch.Tensor) -> dict:
@@ -94,6 +104,10 @@ def mismatches(got: dict[str, dict], want: dict[str, dict]) -> list[str]:
     return bad
 
 
+def assert_matches_pin(got: dict[str, dict], want: dict[str, dict]) -> None:
+    assert mismatches(got, want) == []
+
+
 def test_every_pin_names_a_registered_model():
     assert set(read_pins()) - set(list_models()) == set()
 
@@ -106,7 +120,7 @@ def test_output_matches_its_pin(name):
     if name not in pins:
         pytest.fail(f"model '{name}' has no golden output in tests/golden/models.json; "
                     f"once its output is right, pin it: {REGENERATE} {name}")
-    assert mismatches(outputs(name), pins[name]) == []
+    assert_matches_pin(outputs(name), pins[name])
 
 
 # Changes of a model's config that the tolerances must still catch: GeM's p, CLIP's activation,
