@@ -4,19 +4,27 @@ losses plus the method's weighted auxiliary terms, and a per-domain `start_task`
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from torch import Tensor, nn
 
-from ..errors import UserError
+from ..hparams import hp
 from .base import ReIDStrategy
+from .params import ReIDParams
 
-LR_SCHEDULES = ("constant", "cosine", "warmup_multistep")
-LR_SCALINGS = ("batch", "none")
+
+class PromptParams(ReIDParams):
+    """The keys every prompt method has: the references' LR rules."""
+
+    lr_scaling: Literal["batch", "none"] = hp("batch", "batch: LR x P*K/256 (the references' linear scaling) | none")
+    lr_schedule: Literal["constant", "cosine", "warmup_multistep"] = hp(
+        "constant", "constant (L2P, DualPrompt), cosine (CODA-Prompt) or the harness's warmup_multistep")
 
 
 class PromptStrategy(ReIDStrategy):
     """A prompt method implements `make_prompts` and names the weight of each auxiliary loss term."""
+
+    Params = PromptParams
 
     #: auxiliary term of out["prompt_terms"] -> (strategy key of its weight, sign it enters the loss with)
     prompt_term_weights: ClassVar[dict[str, tuple[str, float]]] = {}
@@ -29,12 +37,8 @@ class PromptStrategy(ReIDStrategy):
 
     @classmethod
     def finalize_config(cls, cfg: dict) -> None:
-        """Refuse bad settings before the run directory is written: the LR rules, and everything the
-        prompt module checks (built once here on the tower's sizes, then dropped)."""
-        hp = cfg["strategy"]
-        for key, choices in (("lr_scaling", LR_SCALINGS), ("lr_schedule", LR_SCHEDULES)):
-            if hp[key] not in choices:
-                raise UserError(f"strategy.{key} must be one of {', '.join(choices)}, got {hp[key]!r}")
+        """Refuse settings the tower cannot take before the run directory is written (the prompt module
+        checks them: built once here on the tower's sizes, then dropped)."""
         cls.make_prompts(cls.tower_sizes(cfg), cfg)
 
     @staticmethod
@@ -63,7 +67,7 @@ class PromptStrategy(ReIDStrategy):
         """One group of everything trainable (prompts, keys, BNNecks, classifiers) at strategy.lr, times
         batch/256 with lr_scaling 'batch' (the references' linear scaling rule)."""
         groups = super().param_groups()
-        if self.hp["lr_scaling"] == "batch":
+        if self.hp.lr_scaling == "batch":
             for g in groups:
                 g["lr"] *= self.batch_p() * self.train_cfg["batch_k"] / 256
         return groups
@@ -71,7 +75,7 @@ class PromptStrategy(ReIDStrategy):
     def lr_factor(self, epoch: int) -> float:
         """constant (L2P, DualPrompt); cosine, CODA-Prompt's cos(99π·e / (200·(E − 1))) for epoch e of E
         (utils/schedulers.py), which ends near 0.016 rather than 0; or the harness's warmup_multistep."""
-        schedule = self.hp["lr_schedule"]
+        schedule = self.hp.lr_schedule
         if schedule == "constant":
             return 1.0
         if schedule == "cosine":
@@ -80,8 +84,8 @@ class PromptStrategy(ReIDStrategy):
 
     def experience_settings(self) -> dict:
         """The base settings, with the LR schedule named and no milestones unless it uses them."""
-        row = {**super().experience_settings(), "lr_schedule": self.hp["lr_schedule"]}
-        if self.hp["lr_schedule"] != "warmup_multistep":
+        row = {**super().experience_settings(), "lr_schedule": self.hp.lr_schedule}
+        if self.hp.lr_schedule != "warmup_multistep":
             row["milestones"] = []
         return row
 
@@ -91,5 +95,5 @@ class PromptStrategy(ReIDStrategy):
         self.record_losses(terms)
         for name, term in terms.items():
             key, sign = self.prompt_term_weights[name]
-            loss = loss + sign * self.hp[key] * term
+            loss = loss + sign * getattr(self.hp, key) * term
         return loss

@@ -2,20 +2,31 @@
 classifier grown per domain (docs/methods/finetune.md). Nothing is carried but the model, unless
 `strategy.avalanche_plugins` attaches Avalanche's regularisers (EWC, LwF, SI, MAS;
 docs/methods/regularisers.md)."""
+from typing import Any
+
+from pad_bench.hparams import hp
 from pad_bench.registry import register_strategy
 from pad_bench.training.base import ReIDStrategy
+from pad_bench.training.params import ReIDParams
 from pad_bench.training.plugins.avalanche_regularisers import build_regularisers
+
+
+class FinetuneParams(ReIDParams):
+    avalanche_plugins: list[dict[str, Any]] = hp(
+        [], "stock Avalanche regularisers: [{name: EWCPlugin, ewc_lambda: 1.0}, ...] (docs/methods/regularisers.md)")
 
 
 @register_strategy("finetune")
 class Finetune(ReIDStrategy):
     """The base strategy as is: every behaviour lives in ReIDStrategy's default hooks."""
 
+    Params = FinetuneParams
+
     @classmethod
     def finalize_config(cls, cfg: dict) -> None:
         """Refuse a bad `avalanche_plugins` list before the run directory is written."""
-        build_regularisers(cfg["strategy"].get("avalanche_plugins"))
+        build_regularisers(cfg["strategy"]["avalanche_plugins"])
 
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
-        extra = build_regularisers(cfg["strategy"].get("avalanche_plugins"))
+        extra = build_regularisers(cfg["strategy"]["avalanche_plugins"])
         super().__init__(cfg=cfg, plugins=[*(plugins or []), *extra], **kwargs)
