@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pad_bench.config import resolve_config
+from pad_bench.models.clip import score_embedding_term
 from pad_bench.strategies.dafc.prompt import key_match, select_prompts
 from pad_bench.strategies.dafc.tws import expert_consistency, gated_sum
 
@@ -49,14 +50,29 @@ def test_expert_consistency_is_the_mean_cosine_distance_to_earlier_steps_experts
     assert expert_consistency(e, step=2, per_step=2).item() == pytest.approx(expected, abs=1e-6)
 
 
-def test_dafc_two_domain_run(synth_root, tmp_path):
+def test_score_embedding_adds_each_channels_largest_token_value_at_that_token():
+    tokens = torch.tensor([[[1.0, 5.0], [3.0, -1.0], [2.0, 2.0]]])  # (B, tokens, channels), token 0 = CLS
+    # channel 0: largest 3 at token 1; channel 1: largest 5 at token 0 (the CLS token takes part)
+    assert score_embedding_term(tokens).tolist() == [[[0.0, 5.0], [3.0, 0.0], [0.0, 0.0]]]
+
+
+@pytest.mark.parametrize("eval_feature", ["with_previous", "current"])
+def test_dafc_two_domain_run(synth_root, tmp_path, eval_feature):
     from pad_bench.run import runner
 
-    sets = tiny_sets(synth_root, **{"train.epochs": 2, "strategy.dafc_adapt_epochs": 1})
+    sets = tiny_sets(synth_root, **{"train.epochs": 2, "strategy.dafc_adapt_epochs": 1,
+                                    "strategy.dafc_eval_feature": eval_feature})
     cfg = resolve_config(benchmark="synth", strategy="dafc", sets=sets)
     run_dir = runner.execute(cfg, tmp_path / "dafc", progress=False)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert set(summary["params"][1]["carried_bytes"]) == {"model"}
+    fsc = eval_feature == "with_previous"
+    carried = summary["params"][1]["carried_bytes"]
+    assert set(carried) == {"model", "previous_state"}
+    assert (carried["previous_state"] > 0) == fsc  # the entering model's weights, classifier excluded
+    with open(run_dir / "diagnostics.csv") as f:
+        drift = {r["diagnostic"] for r in csv.DictReader(f) if r["step"] == "2"} & {"drift_cosine", "drift_cka"}
+    # with the previous model's feature appended, the step-2 test feature is twice as wide: no cosine drift
+    assert drift == ({"drift_cka"} if fsc else {"drift_cosine", "drift_cka"})
     with open(run_dir / "losses.csv") as f:
         rows = list(csv.DictReader(f))
     terms: dict = {}
