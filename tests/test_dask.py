@@ -83,3 +83,29 @@ def test_dask_two_domain_run(synth_root, tmp_path, fusion):
         own = v["id"] + v["tri"] + v.get("kd", 0.0)
         rehearsed = v.get("rehearsed_id", 0.0) + v.get("rehearsed_tri", 0.0) + v.get("rehearsed_kd", 0.0)
         assert v["loss"] == pytest.approx(own + 4.5 * rehearsed, rel=1e-4)
+
+
+def test_random_rehearser_draws_each_epoch_among_all_earlier_domains():
+    from types import SimpleNamespace
+
+    from pad_bench.strategies.dask.plugins.random_rehearser import RandomRehearserPlugin
+    from pad_bench.training.rehearser import KernelPredictor
+
+    torch.manual_seed(0)
+    first, second = (KernelPredictor().state_dict() for _ in range(2))
+    plugin = RandomRehearserPlugin(seed=3, iters=1, batch=[2, 2], lr=1e-3, weights=None)
+    plugin.state = first
+    done = SimpleNamespace(exp_index=1, num_classes_per_exp=[4, 4])  # the last domain: nothing left to train
+    plugin.after_training_exp(done)
+    assert plugin.earlier == [first] and plugin.state is None
+    plugin.state = second
+    key = next(iter(first))
+
+    def drawn(epoch: int) -> int:
+        plugin.before_training_epoch(SimpleNamespace(exp_index=2, epoch=epoch, device="cpu"))
+        w = plugin.current.state_dict()[key]
+        return 0 if torch.equal(w, first[key]) else 1 if torch.equal(w, second[key]) else -1
+
+    draws = [drawn(e) for e in range(20)]
+    assert set(draws) == {0, 1}  # both domains' rehearsers are used (P(one only) = 2 / 2^20)
+    assert [drawn(e) for e in range(20)] == draws  # the draw depends on seed, experience and epoch only
