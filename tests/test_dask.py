@@ -109,3 +109,24 @@ def test_random_rehearser_draws_each_epoch_among_all_earlier_domains():
     draws = [drawn(e) for e in range(20)]
     assert set(draws) == {0, 1}  # both domains' rehearsers are used (P(one only) = 2 / 2^20)
     assert [drawn(e) for e in range(20)] == draws  # the draw depends on seed, experience and epoch only
+
+
+def test_compare_published_lists_the_dask_and_dafc_rows_beside_a_real_dask_run(synth_root, tmp_path, capsys):
+    from pad_bench.cli import main
+    from pad_bench.run import runner
+
+    sets = tiny_sets(synth_root, **{"strategy.rehearser_iters": 2, "strategy.rehearser_batch": [4, 2]})
+    run_dir = runner.execute(resolve_config(benchmark="synth", strategy="dask", sets=sets), tmp_path / "dask",
+                             progress=False)
+    capsys.readouterr()
+    assert main(["compare", str(run_dir), "--out", str(tmp_path / "cmp"), "--published"]) == 0
+    out = capsys.readouterr().out
+    published = out[out.index("## Published results (not re-run)"):]
+    assert out.index("| dask") < len(out) - len(published)  # the measured run comes first
+    rows = {r.split("|")[1].strip(): r for r in published.splitlines() if r.startswith("| ")}
+    assert "DASK authors' repository, README results figure" in rows["DASK (not re-run)"]
+    assert "| 55.4 / 69.3 | 65.3 / 58.4 |" in rows["DASK (not re-run)"]
+    dafc = [r for r in published.splitlines() if r.startswith("| DAFC (not re-run) |")]
+    assert len(dafc) == 2 and all("LiuShiBen/DAFC at ef2f0c3" in r and "re-runnable as strategy dafc" in r
+                                  for r in dafc)
+    assert all("other stream" in r for r in [*dafc, rows["DASK (not re-run)"]])  # flagged: not the synthetic stream
