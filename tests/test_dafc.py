@@ -1,7 +1,10 @@
 """DAFC: prompt matching and selection, the experts' gated sums and consistency loss against hand
-computations, and a tiny two-domain run through both phases of the second step."""
+computations, golden outputs of its model on clip-tiny, and a tiny two-domain run through both
+phases of the second step."""
 import csv
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +14,13 @@ from pad_bench.models.clip import score_embedding_term
 from pad_bench.strategies.dafc.prompt import key_match, select_prompts
 from pad_bench.strategies.dafc.tws import expert_consistency, gated_sum
 
+from pad_bench.registry import load_strategy_class
+
 from conftest import tiny_sets
+from test_models_golden import INIT_SEED, NUM_CLASSES, flat_statistics, golden_input, mismatches
+
+GOLDEN = Path(__file__).with_name("golden") / "dafc.json"
+PIN = "ATEN_CPU_CAPABILITY=default PYTHONPATH=. python tests/test_dafc.py"
 
 
 def test_key_match_sums_the_cosines_over_the_pool():
@@ -84,3 +93,35 @@ def test_dafc_two_domain_run(synth_root, tmp_path, eval_feature):
     assert second == {("id", "loss", "tri"), ("consistency", "id", "loss", "tri")}  # adapt epoch, then all experts
     for v in terms.values():
         assert v["loss"] == pytest.approx(v["id"] + v["tri"] + v.get("consistency", 0.0), rel=1e-4)
+
+
+def dafc_outputs(**strategy: object) -> dict[str, dict]:
+    """Golden statistics of DAFC's model on clip-tiny (random init under INIT_SEED, NUM_CLASSES
+    identities, the first step), as tests/test_models_golden.py computes them, without the train-mode
+    BNNeck outputs and logits: batch norm over 2 images amplifies last-bit kernel differences (that
+    file pins the BNNeck itself). `strategy` overrides strategy keys (the breakage checks)."""
+    sets = {"model.name": "clip-tiny", "model.weights": "random", **{f"strategy.{k}": v for k, v in strategy.items()}}
+    cfg = resolve_config(benchmark="synth", strategy="dafc", sets=sets)
+    torch.manual_seed(INIT_SEED)
+    net = load_strategy_class("dafc").build_model(cfg, None)
+    net.grow_classifier(NUM_CLASSES)
+    return {k: v for k, v in flat_statistics(net, golden_input(net)).items()
+            if not k.startswith(("train:bn/", "train:logits/"))}
+
+
+def test_dafc_model_output_matches_its_pin():
+    assert GOLDEN.is_file(), f"pin DAFC's model once its output is right: {PIN}"
+    assert mismatches(dafc_outputs(), json.loads(GOLDEN.read_text())) == []
+
+
+@pytest.mark.parametrize("change", [{"dafc_top_prompts": 8}, {"dafc_score_embedding": False}],
+                         ids=lambda c: next(iter(c)))
+def test_a_changed_dafc_model_fails_its_pin(change):
+    assert mismatches(dafc_outputs(**change), json.loads(GOLDEN.read_text()))
+
+
+if __name__ == "__main__":
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
+        sys.exit(f"pin with torch's generic kernels: {PIN}")
+    GOLDEN.write_text(json.dumps(dafc_outputs(), indent=1, sort_keys=True) + "\n")
+    print(f"pinned DAFC's model in {GOLDEN}")

@@ -45,7 +45,18 @@ def outputs(name: str, **overrides) -> dict[str, dict]:
     clip = model_config(name)["family"] == "clip"
     torch.manual_seed(INIT_SEED)
     model = create_model(name, num_classes=NUM_CLASSES, weights="random", text_tower=clip, **overrides)
-    x = torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
+    flat = flat_statistics(model, golden_input(model))
+    if clip:
+        bb = model.backbone
+        tokens = bb.tokenize(PROMPTS)
+        with torch.no_grad():
+            flat["text:features"] = statistics(bb.encode_prompt_embeddings(bb.embed_tokens(tokens), tokens))
+    return flat
+
+
+def flat_statistics(model: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    """statistics() of every output tensor (one level of dicts flattened) in eval and in train mode,
+    each forward under the seed INPUT_SEED: keys 'eval:embedding', 'train:bn/<tap>', ..."""
     flat = {}
     for mode in ("eval", "train"):
         model.train(mode == "train")
@@ -55,12 +66,11 @@ def outputs(name: str, **overrides) -> dict[str, dict]:
         for key, value in out.items():
             for sub, t in value.items() if isinstance(value, dict) else [("", value)]:
                 flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = statistics(t)
-    if clip:
-        bb = model.backbone
-        tokens = bb.tokenize(PROMPTS)
-        with torch.no_grad():
-            flat["text:features"] = statistics(bb.encode_prompt_embeddings(bb.embed_tokens(tokens), tokens))
     return flat
+
+
+def golden_input(model: torch.nn.Module) -> torch.Tensor:
+    return torch.randn(BATCH, 3, *model.image_size, generator=torch.Generator().manual_seed(INPUT_SEED))
 
 
 def statistics(t: torch.Tensor) -> dict:
