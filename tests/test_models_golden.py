@@ -36,6 +36,21 @@ TOLERANCES = {"train:bn/": 1e-2, "train:logits/": 1e-2, "": 1e-4}  # the first k
 PROMPTS = ("a photo of a person", "a person in a red coat and blue jeans")
 
 
+def flat_statistics(model: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    """statistics() of every output tensor (one level of dicts flattened) in eval and in train mode,
+    each forward under the seed INPUT_SEED: keys 'eval:embedding', 'train:bn/<tap>', ..."""
+    flat = {}
+    for mode in ("eval", "train"):
+        model.train(mode == "train")
+        torch.manual_seed(INPUT_SEED)
+        with torch.no_grad():
+            out = model(x)
+        for key, value in out.items():
+            for sub, t in value.items() if isinstance(value, dict) else [("", value)]:
+                flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = statistics(t)
+    return flat
+
+
 def outputs(name: str, **overrides) -> dict[str, dict]:
     """The statistics of every output tensor of model `name` in eval and in train mode (batch
     statistics, stochastic depth drawn under a fixed seed), keyed 'eval:embedding', 'train:bn/<tap>', ...,
@@ -51,21 +66,6 @@ def outputs(name: str, **overrides) -> dict[str, dict]:
         tokens = bb.tokenize(PROMPTS)
         with torch.no_grad():
             flat["text:features"] = statistics(bb.encode_prompt_embeddings(bb.embed_tokens(tokens), tokens))
-    return flat
-
-
-def flat_statistics(model: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
-    """statistics() of every output tensor (one level of dicts flattened) in eval and in train mode,
-    each forward under the seed INPUT_SEED: keys 'eval:embedding', 'train:bn/<tap>', ..."""
-    flat = {}
-    for mode in ("eval", "train"):
-        model.train(mode == "train")
-        torch.manual_seed(INPUT_SEED)
-        with torch.no_grad():
-            out = model(x)
-        for key, value in out.items():
-            for sub, t in value.items() if isinstance(value, dict) else [("", value)]:
-                flat[f"{mode}:{key}/{sub}" if sub else f"{mode}:{key}"] = statistics(t)
     return flat
 
 
@@ -104,6 +104,10 @@ def mismatches(got: dict[str, dict], want: dict[str, dict]) -> list[str]:
     return bad
 
 
+def assert_matches_pin(got: dict[str, dict], want: dict[str, dict]) -> None:
+    assert mismatches(got, want) == []
+
+
 def test_every_pin_names_a_registered_model():
     assert set(read_pins()) - set(list_models()) == set()
 
@@ -116,7 +120,7 @@ def test_output_matches_its_pin(name):
     if name not in pins:
         pytest.fail(f"model '{name}' has no golden output in tests/golden/models.json; "
                     f"once its output is right, pin it: {REGENERATE} {name}")
-    assert mismatches(outputs(name), pins[name]) == []
+    assert_matches_pin(outputs(name), pins[name])
 
 
 # Changes of a model's config that the tolerances must still catch: GeM's p, CLIP's activation,

@@ -26,6 +26,20 @@ class KVPrefix:
     tokens: Tensor
 
 
+@dataclass(frozen=True)
+class KeptPrompts:
+    """What a prompter returns for `tokens` (B, P, D) to be inserted after the CLS token before block i
+    and kept in the sequence through every later block (L2P's prompt tuning at the input). The taps
+    read the CLS token only, so the prompts never reach an output directly."""
+
+    tokens: Tensor
+
+
+def insert_after_cls(x: Tensor, tokens: Tensor) -> Tensor:
+    """x (B, N, D) with prompt tokens (B, P, D) between its CLS token and the rest."""
+    return torch.cat([x[:, :1], tokens.to(x.dtype), x[:, 1:]], dim=1)
+
+
 def packed_attention(x: Tensor, qkv: Callable[[Tensor], Tensor], heads: int, prefix: Tensor | None = None, *,
                      q_norm: PerHead | None = None, k_norm: PerHead | None = None,
                      dropout_p: float = 0.0) -> Tensor:

@@ -14,7 +14,7 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .attention import KVPrefix, packed_attention
+from .attention import KeptPrompts, KVPrefix, insert_after_cls, packed_attention
 
 Prompter = Callable[[int, Tensor], "Tensor | None"]
 
@@ -69,8 +69,9 @@ class CLIPBackbone(nn.Module):
 
         `prompter(i, x)` gets block i's input (B, N, D) and may return prompt tokens (B, P, D); they
         are inserted after CLS for that block only and dropped after it (prompt tuning). Returned as
-        `KVPrefix(tokens)` they are key/value prefix prompts of that block's attention instead.
-        `score_embedding`: DAFC's extra term before the positional embedding (`score_embedding`).
+        `KVPrefix(tokens)` they are key/value prefix prompts of that block's attention instead, and as
+        `KeptPrompts(tokens)` they are inserted after CLS before block i and kept to the end.
+        `score_embedding`: DAFC's extra term before the positional embedding (`score_embedding_term`).
         """
         return image_taps(self.clip.visual, x, prompter, score_embedding)
 
@@ -146,13 +147,16 @@ def image_taps(visual: nn.Module, x: Tensor, prompter: Prompter | None = None,
     last = len(blocks) - 1
     for i, blk in enumerate(blocks):
         prompts = prompter(i, x) if prompter is not None else None
+        if isinstance(prompts, KeptPrompts):
+            x = insert_after_cls(x, prompts.tokens)
+            prompts = None
         if prompts is None:
             x = block_forward(blk, x)
         elif isinstance(prompts, KVPrefix):
             x = block_forward(blk, x, prefix=prompts.tokens)
         else:
             n_prompts = prompts.shape[1]
-            x = block_forward(blk, torch.cat([x[:, :1], prompts.to(x.dtype), x[:, 1:]], dim=1))
+            x = block_forward(blk, insert_after_cls(x, prompts))
             x = torch.cat([x[:, :1], x[:, 1 + n_prompts:]], dim=1)
         if i == last - 1:
             x11 = x[:, 0]

@@ -2,8 +2,8 @@
 
 The tap 'cls' is the final-LayerNorm CLS token. `prompter(i, x)` may return `KVPrefix(tokens)`
 (B, P, D) for block i: key/value prefix prompts of that block's attention (pad_bench.models.attention;
-prefix tuning, as PAEMA's released code does with its general prompt). The tokens themselves are not
-changed.
+prefix tuning, as PAEMA's released code does with its general prompt), which leave the tokens
+unchanged; or `KeptPrompts(tokens)`: tokens inserted after CLS before block i and kept to the end.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Callable, Mapping, Sequence
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .attention import KVPrefix, packed_attention
+from .attention import KeptPrompts, KVPrefix, insert_after_cls, packed_attention
 from .clip import resize_pos_embed
 
-Prompter = Callable[[int, Tensor], "KVPrefix | None"]
+Prompter = Callable[[int, Tensor], "KVPrefix | KeptPrompts | None"]
 
 # Entries of an ImageNet checkpoint that the ReID backbone has no use for (classifier heads).
 _HEAD_PREFIXES = ("head.", "pre_logits.", "fc_norm.")
@@ -55,9 +55,12 @@ class ViTBackbone(nn.Module):
         x = v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(x))))
         for i, blk in enumerate(v.blocks):
             prompts = prompter(i, x) if prompter is not None else None
+            if isinstance(prompts, KeptPrompts):
+                x = insert_after_cls(x, prompts.tokens)
+                prompts = None
             if prompts is not None and not isinstance(prompts, KVPrefix):
-                raise TypeError(f"the vit family takes key/value prefix prompts only (KVPrefix), "
-                                f"not {type(prompts).__name__}")
+                raise TypeError(f"the vit family takes key/value prefix prompts (KVPrefix) or kept input prompts "
+                                f"(KeptPrompts), not {type(prompts).__name__}")
             prefix = prompts.tokens if prompts is not None else None
             x = x + blk.drop_path1(blk.ls1(prefix_attention(blk.attn, blk.norm1(x), prefix)))
             x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
