@@ -83,3 +83,50 @@ def test_dask_two_domain_run(synth_root, tmp_path, fusion):
         own = v["id"] + v["tri"] + v.get("kd", 0.0)
         rehearsed = v.get("rehearsed_id", 0.0) + v.get("rehearsed_tri", 0.0) + v.get("rehearsed_kd", 0.0)
         assert v["loss"] == pytest.approx(own + 4.5 * rehearsed, rel=1e-4)
+
+
+def test_random_rehearser_draws_each_epoch_among_all_earlier_domains():
+    from types import SimpleNamespace
+
+    from pad_bench.strategies.dask.plugins.random_rehearser import RandomRehearserPlugin
+    from pad_bench.training.rehearser import KernelPredictor
+
+    torch.manual_seed(0)
+    first, second = (KernelPredictor().state_dict() for _ in range(2))
+    plugin = RandomRehearserPlugin(seed=3, iters=1, batch=[2, 2], lr=1e-3, weights=None)
+    plugin.state = first
+    done = SimpleNamespace(exp_index=1, num_classes_per_exp=[4, 4])  # the last domain: nothing left to train
+    plugin.after_training_exp(done)
+    assert plugin.earlier == [first] and plugin.state is None
+    plugin.state = second
+    key = next(iter(first))
+
+    def drawn(epoch: int) -> int:
+        plugin.before_training_epoch(SimpleNamespace(exp_index=2, epoch=epoch, device="cpu"))
+        w = plugin.current.state_dict()[key]
+        return 0 if torch.equal(w, first[key]) else 1 if torch.equal(w, second[key]) else -1
+
+    draws = [drawn(e) for e in range(20)]
+    assert set(draws) == {0, 1}  # both domains' rehearsers are used (P(one only) = 2 / 2^20)
+    assert [drawn(e) for e in range(20)] == draws  # the draw depends on seed, experience and epoch only
+
+
+def test_compare_published_lists_the_dask_and_dafc_rows_beside_a_real_dask_run(synth_root, tmp_path, capsys):
+    from pad_bench.cli import main
+    from pad_bench.run import runner
+
+    sets = tiny_sets(synth_root, **{"strategy.rehearser_iters": 2, "strategy.rehearser_batch": [4, 2]})
+    run_dir = runner.execute(resolve_config(benchmark="synth", strategy="dask", sets=sets), tmp_path / "dask",
+                             progress=False)
+    capsys.readouterr()
+    assert main(["compare", str(run_dir), "--out", str(tmp_path / "cmp"), "--published"]) == 0
+    out = capsys.readouterr().out
+    published = out[out.index("## Published results (not re-run)"):]
+    assert out.index("| dask") < len(out) - len(published)  # the measured run comes first
+    rows = {r.split("|")[1].strip(): r for r in published.splitlines() if r.startswith("| ")}
+    assert "DASK authors' repository, README results figure" in rows["DASK (not re-run)"]
+    assert "| 55.4 / 69.3 | 65.3 / 58.4 |" in rows["DASK (not re-run)"]
+    dafc = [r for r in published.splitlines() if r.startswith("| DAFC (not re-run) |")]
+    assert len(dafc) == 2 and all("LiuShiBen/DAFC at ef2f0c3" in r and "re-runnable as strategy dafc" in r
+                                  for r in dafc)
+    assert all("other stream" in r for r in [*dafc, rows["DASK (not re-run)"]])  # flagged: not the synthetic stream

@@ -8,7 +8,7 @@ from pad_bench.data.images import record_reads
 
 from conftest import tiny_sets
 
-METHODS = ("finetune", "lstkc", "dkp", "pad", "paema", "lstkcpp", "dkppp")
+METHODS = ("finetune", "lstkc", "dkp", "pad", "paema", "lstkcpp", "dkppp", "dask", "dafc")
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No loggers specified")]
 

@@ -133,8 +133,10 @@ class Diagnostics:
         probe = query_feats[probe_rows(len(query_feats))].detach().cpu()
         out: list[tuple[str, int | str, float]] = []
         before = self.previous.get(key)
+        if before is not None and before.shape == probe.shape:
+            out.append(("drift_cosine", "", mean_cosine(before, probe)))
         if before is not None:
-            out += [("drift_cosine", "", mean_cosine(before, probe)), ("drift_cka", "", linear_cka(before, probe))]
+            out.append(("drift_cka", "", linear_cka(before, probe)))
         self.previous[key] = probe
         if self._routing is not None:
             seen = exp.origin_stream.name == "test"

@@ -64,15 +64,16 @@ class CLIPBackbone(nn.Module):
         return self.clip.visual.transformer.resblocks
 
     # ---- image side -------------------------------------------------------------------------
-    def forward(self, x: Tensor, prompter: Prompter | None = None) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, prompter: Prompter | None = None, score_embedding: bool = False) -> dict[str, Tensor]:
         """Taps of the CLS token: x11 (penultimate block, no LN), x12 (ln_post of the last), proj (x12 @ proj).
 
         `prompter(i, x)` gets block i's input (B, N, D) and may return prompt tokens (B, P, D); they
         are inserted after CLS for that block only and dropped after it (prompt tuning). Returned as
         `KVPrefix(tokens)` they are key/value prefix prompts of that block's attention instead, and as
         `KeptPrompts(tokens)` they are inserted after CLS before block i and kept to the end.
+        `score_embedding`: DAFC's extra term before the positional embedding (`score_embedding_term`).
         """
-        return image_taps(self.clip.visual, x, prompter)
+        return image_taps(self.clip.visual, x, prompter, score_embedding)
 
     def set_requires_grad(self, part: str | int, requires_grad: bool) -> None:
         """Set requires_grad of one image-side part: 'embeddings', 'ln_post', 'proj' or a block index."""
@@ -137,10 +138,11 @@ class CLIPBackbone(nn.Module):
             raise UserError("this CLIP model was built without its text tower; create it with text_tower=True")
 
 
-def image_taps(visual: nn.Module, x: Tensor, prompter: Prompter | None = None) -> dict[str, Tensor]:
+def image_taps(visual: nn.Module, x: Tensor, prompter: Prompter | None = None,
+               score_embedding: bool = False) -> dict[str, Tensor]:
     """CLIPBackbone.forward on an open_clip VisionTransformer `visual` (also used by PAD's EMA teacher,
     which holds a copy of the image tower only)."""
-    x = _embed(visual, x)
+    x = _embed(visual, x, score_embedding)
     blocks = visual.transformer.resblocks
     last = len(blocks) - 1
     for i, blk in enumerate(blocks):
@@ -162,11 +164,21 @@ def image_taps(visual: nn.Module, x: Tensor, prompter: Prompter | None = None) -
     return {"x11": x11, "x12": x12, "proj": x12 @ visual.proj}
 
 
-def _embed(visual: nn.Module, x: Tensor) -> Tensor:
+def _embed(visual: nn.Module, x: Tensor, score_embedding: bool = False) -> Tensor:
     x = visual.conv1(x).flatten(2).transpose(1, 2)
     cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-    x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+    x = torch.cat([cls, x], dim=1)
+    if score_embedding:
+        x = x + score_embedding_term(x)
+    x = x + visual.positional_embedding.to(x.dtype)
     return visual.ln_pre(visual.patch_dropout(x))
+
+
+def score_embedding_term(tokens: Tensor) -> Tensor:
+    """DAFC's "score embedding" (its clip/model.py:266-271): per image and channel, the largest value
+    over the tokens (CLS included), placed at that token; zero elsewhere."""
+    top, where = tokens.max(dim=1, keepdim=True)
+    return torch.zeros_like(tokens).scatter(1, where, top)
 
 
 def block_forward(blk: nn.Module, x: Tensor, prefix: Tensor | None = None) -> Tensor:

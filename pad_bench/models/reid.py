@@ -45,10 +45,14 @@ class ReIDNet(nn.Module):
         bn = {tap: self.necks[tap](out[tap]) for tap in self.backbone.head_taps}
         out["bn"] = bn
         out["logits"] = {tap: self.classifiers[tap](f) for tap, f in bn.items()} if self.num_classes else {}
-        source = bn if self.test_feature == "post_bn" else out
-        emb = torch.cat([source[t] for t in self.backbone.embedding_taps], dim=1)
+        emb = self.unnormalized_embedding(out)
         out["embedding"] = F.normalize(emb, dim=1) if self.test_normalize else emb
         return out
+
+    def unnormalized_embedding(self, out: Mapping[str, Any]) -> Tensor:
+        """The test feature of a forward's output `out` before its L2 normalisation."""
+        source = out["bn"] if self.test_feature == "post_bn" else out
+        return torch.cat([source[t] for t in self.backbone.embedding_taps], dim=1)
 
     def grow_classifier(self, n_new: int, init: Mapping[str, Tensor] | None = None) -> None:
         """Append n_new rows to every classifier, keeping the old rows; init[tap] (n_new, dim) gives the new rows.

@@ -28,7 +28,8 @@ class DAFCBackbone(nn.Module):
     triplet_taps = ("fin",)
 
     def __init__(self, trunk: nn.Module, *, steps: int, experts_per_step: int = 5, text_prompts: int = 20,
-                 pool: int = 128, top: int = 10, description: str = "A photo of a person.", dropout: float = 0.1):
+                 pool: int = 128, top: int = 10, description: str = "A photo of a person.", dropout: float = 0.1,
+                 score_embedding: bool = True):
         super().__init__()
         if not isinstance(trunk, CLIPBackbone) or not trunk.has_text_tower:
             raise UserError("DAFC needs a CLIP model with its text tower (clip-vit-b16, clip-tiny) and "
@@ -36,6 +37,7 @@ class DAFCBackbone(nn.Module):
         if top < 2 or top % 2 or top > text_prompts:
             raise UserError(f"dafc_top_prompts must be even, >= 2 and <= dafc_text_prompts ({text_prompts}), got {top}")
         self.trunk, self.top, self.experts_per_step = trunk, top, experts_per_step
+        self.score_embedding = score_embedding
         width = trunk.width
         self.tap_dims = {"fin": width}
         with torch.no_grad():
@@ -61,13 +63,13 @@ class DAFCBackbone(nn.Module):
             raise UserError("DAFC's backbone brings its own prompts; it takes no other prompter")
         prompts = self.text_prompts(x.shape[0])
         with torch.no_grad():
-            first_query = self.trunk(x)["x12"]
+            first_query = self.trunk(x, score_embedding=self.score_embedding)["x12"]
 
         def prefix(i: int, tokens: Tensor) -> KVPrefix:
             query = first_query if i == 0 else tokens[:, 0]  # Transformer.forward, clip/model.py:205-214
             return KVPrefix(select_prompts(key_match(query, self.attention[i], self.keys[i]), prompts, self.top))
 
-        feat = self.trunk(x, prompter=prefix)["x12"]
+        feat = self.trunk(x, prompter=prefix, score_embedding=self.score_embedding)["x12"]
         outputs, gate = self.tws(feat, prompts)
         start = self.experts_per_step * self.step
         return {"fin": gated_sum(outputs, gate), "adapt": gated_sum(outputs, gate, start, start + self.experts_per_step),

@@ -1,9 +1,15 @@
 """DAFC (arXiv 2504.15041, docs/methods/dafc.md): a CLIP image encoder with text-driven key/value
 prompts and a task-wise supervisor of experts. Step 1 trains on all experts' gated sum; each later
 step first trains its own experts alone (`dafc_adapt_epochs`), then all of them with a consistency
-loss that pulls its experts towards the earlier steps'. No old model, no exemplars; carried: the model."""
+loss that pulls its experts towards the earlier steps'. No exemplars; carried: the model and, for the
+released evaluation (`dafc_eval_feature: with_previous`), the model as it entered the current step."""
 from __future__ import annotations
 
+import copy
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pad_bench.errors import UserError
@@ -33,6 +39,10 @@ class DAFCParams(ReIDParams):
     dafc_description: str = hp("A photo of a person.", "stands in for the attribute captioner's sentence")
     dafc_train_image_encoder: bool = hp(False, "assumed false (prompt tuning); true trains the CLIP image tower too")
     dafc_freeze_old_experts: bool = hp(False, "the released code never freezes experts; true freezes earlier steps'")
+    dafc_score_embedding: bool = hp(True, "the released CLIP forward's score embedding (clip/model.py:266-271)")
+    dafc_eval_feature: Literal["with_previous", "current"] = hp(
+        "with_previous", "with_previous: the test feature of the model concatenated with that of the model as it "
+        "entered the step, as evaluate.py reports (FSC); current: the model's own")
 
 
 @register_strategy("dafc")
@@ -40,6 +50,12 @@ class DAFC(ReIDStrategy):
     """CE (label smoothing) + batch-hard triplet on 'fin' or, early in steps ≥ 2, on 'adapt'."""
 
     Params = DAFCParams
+    carried = ("previous_state",)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.previous_state: dict[str, Tensor] | None = None  # no classifier rows: only features are needed
+        self._previous: tuple[int, nn.Module] | None = None  # (id of the state it holds, the model)
 
     @classmethod
     def build_model(cls, cfg: dict, bench) -> nn.Module:
@@ -48,7 +64,8 @@ class DAFC(ReIDStrategy):
         backbone = DAFCBackbone(net.backbone, steps=len(cfg["benchmark"]["domains"]),
                                     experts_per_step=hp.dafc_experts_per_step, text_prompts=hp.dafc_text_prompts,
                                     pool=hp.dafc_pool_size, top=hp.dafc_top_prompts,
-                                    description=hp.dafc_description, dropout=hp.dafc_expert_dropout)
+                                    description=hp.dafc_description, dropout=hp.dafc_expert_dropout,
+                                    score_embedding=hp.dafc_score_embedding)
         # one BNNeck (its bias frozen, bottleneck_fin) and one classifier on 'fin' (vit_pytorch.py:549-557)
         return ReIDNet(backbone, image_size=net.image_size, spec=net.spec, test_feature=net.test_feature,
                        test_normalize=net.test_normalize)
@@ -60,7 +77,31 @@ class DAFC(ReIDStrategy):
 
     def adapt_model(self) -> None:
         self.model.backbone.step = self.exp_index
+        if self.hp.dafc_eval_feature == "with_previous" and self.exp_index > 0:
+            self.previous_state = {k: t.detach().clone() for k, t in self.model.state_dict().items()
+                                   if not k.startswith("classifiers.")}
         super().adapt_model()
+
+    def forward(self):
+        """In evaluation with `dafc_eval_feature: with_previous` (from the second step on): the test
+        features of the model and of the model as it entered the step, concatenated before the one
+        L2 normalisation, as evaluate.py with eval_func(old_model=...) (my_tools.py:136-164)."""
+        out = super().forward()
+        if self.is_training or self.previous_state is None:
+            return out
+        with torch.no_grad(), self.autocast():
+            old = self.previous_model()(self.mb_x)
+        net = self.model
+        both = torch.cat([net.unnormalized_embedding(out), net.unnormalized_embedding(old)], dim=1)
+        return {**out, "embedding": F.normalize(both, dim=1) if net.test_normalize else both}
+
+    def previous_model(self) -> nn.Module:
+        """The model as it entered the current step (built once per step from `previous_state`)."""
+        if self._previous is None or self._previous[0] != id(self.previous_state):
+            model = copy.deepcopy(self.model).eval().requires_grad_(False)
+            model.load_state_dict(self.previous_state, strict=False)
+            self._previous = (id(self.previous_state), model)
+        return self._previous[1]
 
     def configure_trainable(self) -> None:
         """The image encoder frozen unless dafc_train_image_encoder; the text tower always frozen;

@@ -20,6 +20,7 @@ from pad_bench.training.plugins.rehearser import RehearserParams, RehearserPlugi
 
 from .affinity import affinity_kd
 from .plugins.fusion import DASKFusionPlugin
+from .plugins.random_rehearser import RandomRehearserPlugin
 
 
 class DASKParams(ReIDParams, RehearserParams):
@@ -33,6 +34,8 @@ class DASKParams(ReIDParams, RehearserParams):
     dask_fusion_alpha: float = hp(0.5, "--fix_EMA: weight of the newly trained model", ge=0, le=1)
     dask_fusion_temperature: float = hp(0.01, "adaptive only: --global_alpha 100, softmax(100 cos)", gt=0)
     dask_fusion_block: int = hp(1024, "adaptive only: affinity rows built at a time (memory O(block x N))", ge=1)
+    dask_random_rehearser: bool = hp(False, "--random_rehearser: each epoch a random earlier domain's rehearser "
+                                     "(off in work_re-produce.sh); false: the previous domain's")
 
 
 @register_strategy("dask")
@@ -45,7 +48,8 @@ class DASK(ReIDStrategy):
     def __init__(self, *, cfg: dict, plugins: list | None = None, **kwargs):
         hp = self.Params(cfg["strategy"])
         self.old = OldModelPlugin()
-        self.rehearser = RehearserPlugin.from_params(hp)
+        self.rehearser = (RandomRehearserPlugin.from_params(hp, seed=cfg["seed"]) if hp.dask_random_rehearser
+                          else RehearserPlugin.from_params(hp))
         self.fusion = DASKFusionPlugin(old=self.old, alpha=hp.dask_fusion_alpha,
                                        adaptive=hp.dask_fusion == "adaptive",
                                        temperature=hp.dask_fusion_temperature, block=hp.dask_fusion_block)

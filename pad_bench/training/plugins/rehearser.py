@@ -48,9 +48,9 @@ class RehearserPlugin(SupervisedPlugin):
         self.norm: Normalisation | None = None
 
     @classmethod
-    def from_params(cls, hp: RehearserParams) -> "RehearserPlugin":
+    def from_params(cls, hp: RehearserParams, **extra) -> "RehearserPlugin":
         return cls(iters=hp.rehearser_iters, batch=hp.rehearser_batch, lr=hp.rehearser_lr,
-                   weights=hp.rehearser_weights)
+                   weights=hp.rehearser_weights, **extra)
 
     def rehearse(self, strategy, x: Tensor) -> Tensor:
         """The previous domain's rehearser applied to a batch (normalised images in, normalised out);
