@@ -181,8 +181,6 @@ def test_prompt_method_trains_one_epoch_on_two_synthetic_domains(method, synth_r
     ("dualprompt", "pool_size", 1, "pool_size"),  # one E-prompt per domain
     ("coda-prompt", "pool_size", 65, r"\[5, 64\]"),  # 5 synthetic domains; clip-tiny's key width is 64
     ("l2p", "top_k", 11, "top_k"),
-    ("l2p", "lr_schedule", "step", "lr_schedule"),
-    ("coda-prompt", "lr_scaling", "sqrt", "lr_scaling"),
 ])
 def test_bad_prompt_settings_are_refused_when_the_config_is_finalised(method, key, value, match):
     from pad_bench.run.build import finalize
@@ -192,16 +190,25 @@ def test_bad_prompt_settings_are_refused_when_the_config_is_finalised(method, ke
         finalize(cfg, check_data=False)
 
 
+@pytest.mark.parametrize("method, key, value, match", [
+    ("l2p", "lr_schedule", "step", "strategy.lr_schedule is 'step'; it must be one of constant, cosine"),
+    ("coda-prompt", "lr_scaling", "sqrt", "strategy.lr_scaling is 'sqrt'; it must be one of batch, none"),
+])
+def test_bad_lr_rules_are_refused_by_the_declarations(method, key, value, match):
+    with pytest.raises(UserError, match=match):
+        resolve_config(benchmark="synth", strategy=method, sets={f"strategy.{key}": value})
+
+
 def test_lr_rules_follow_the_references():
     class Stub(load_strategy_class("coda_prompt")):
         def __init__(self, hp, epochs):
             self.hp, self.train_epochs = hp, epochs
 
-    cosine = Stub({"lr_schedule": "cosine"}, 3)
+    cosine = Stub(Stub.Params({"lr_schedule": "cosine"}), 3)
     # utils/schedulers.py: cos(99π·e / (200·(E − 1)))
     assert [cosine.lr_factor(e) for e in range(3)] == pytest.approx(
         [1.0, math.cos(99 * math.pi / 400), math.cos(99 * math.pi / 200)])
-    assert Stub({"lr_schedule": "constant"}, 3).lr_factor(2) == 1.0
+    assert Stub(Stub.Params({"lr_schedule": "constant"}), 3).lr_factor(2) == 1.0
 
 
 def prompted_outputs(case: str) -> dict[str, dict]:

@@ -194,6 +194,10 @@ class PromptedBackbone(nn.Module):
     def blocks(self) -> nn.Module:
         return self.trunk.blocks
 
+    def image_encoder(self) -> nn.Module:
+        """The whole prompted image side (the frozen tower and the method's prompts), as for unfreeze reports."""
+        return self
+
     def train(self, mode: bool = True) -> "PromptedBackbone":
         super().train(mode)
         self.trunk.train(False)

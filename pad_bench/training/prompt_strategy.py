@@ -18,7 +18,7 @@ class PromptParams(ReIDParams):
 
     lr_scaling: Literal["batch", "none"] = hp("batch", "batch: LR x P*K/256 (the references' linear scaling) | none")
     lr_schedule: Literal["constant", "cosine", "warmup_multistep"] = hp(
-        "constant", "constant (L2P, DualPrompt), cosine (CODA-Prompt) or the harness's warmup_multistep")
+        "constant", "the references' constant or cosine rule, or the harness's warmup_multistep")
 
 
 class PromptStrategy(ReIDStrategy):
