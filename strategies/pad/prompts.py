@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from pad_bench.errors import UserError
 from pad_bench.metrics.diagnostics import NO_DOMAIN, RoutingRecord
 from pad_bench.models.clip import image_taps
+from pad_bench.models.prompts import cosine_topk
 from pad_bench.models.reid import ReIDNet
 
 EVAL_ACTIVE_SLOTS = ("trained_only", "all_36")
@@ -104,13 +105,13 @@ class VAPromptPool(nn.Module):
             if record is not None:
                 record.add(layer, torch.zeros(b, 0, dtype=torch.long), g, x[:, 1:])
             return g, None
-        with torch.no_grad():
-            q = F.normalize(x.float().mean(dim=1), dim=-1)
-            keys = F.normalize(self.e_key[layer, lo:hi].float(), dim=-1)
-            idx = (q @ keys.t()).topk(k, dim=1).indices + lo
+        with torch.no_grad():  # the query is the mean of the block's input tokens
+            query = x.float().mean(dim=1)
+            idx = cosine_topk(query, self.e_key[layer, lo:hi].float(), k) + lo
         e = self.e_prompt[layer][idx].reshape(b, k * self.prompt_len, -1)
         sim = None
         if pull:
+            q = F.normalize(query, dim=-1)
             sim = (F.normalize(self.e_key[layer][idx].float(), dim=-1) * q[:, None]).sum(-1).mean()
         prompts = torch.cat([g, e], dim=1)
         if record is not None:
