@@ -137,7 +137,7 @@ class HParams:
                 for s in cls.specs.values()]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.specs)})"
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k, None)!r}' for k in self.specs)})"
 
 
 # ---- the small type language of the annotations ---------------------------------------------

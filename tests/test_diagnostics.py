@@ -151,32 +151,6 @@ def test_plot_command_draws_the_three_diagnostics(pad_runs):
     assert {"drift.png", "alignment.png", "routing.png"} <= {p.name for p in (full / "plots").iterdir()}
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_diagnostics(pad_runs, synth_root, tmp_path, monkeypatch):
-    """The previous step's probe features travel in the checkpoint (loaded weights_only), so the resumed
-    run's drift rows are those of the uninterrupted one. Bitwise: one machine, one thread count, fp32."""
-    from pad_bench.run import runner
-    from pad_bench.strategies.pad.strategy import PAD
-
-    def cfg():
-        c = resolve_config(benchmark="synth", strategy="pad", sets=tiny_sets(synth_root, **{"strategy.stage1_epochs": 1}))
-        PAD.finalize_config(c)
-        return c
-
-    real_save = runner.save_checkpoint
-
-    def save_then_die(folder, step, state):
-        real_save(folder, step, state)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        runner.execute(cfg(), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(runner, "save_checkpoint", real_save)
-    resumed = runner.execute(cfg(), tmp_path / "killed", resume=True, progress=False)
-    assert (resumed / "diagnostics.csv").read_text() == (pad_runs[0] / "diagnostics.csv").read_text()
-
-
 def test_drift_probe_is_every_query_or_an_even_spread():
     from pad_bench.metrics.diagnostics import PROBE_SIZE, probe_rows
 

@@ -609,3 +609,5 @@ def test_killed_run_resumes_to_identical_metrics(synth_root, tmp_path, monkeypat
     assert state["carried"]["TexKDPlugin.anchors"][1][0].shape == (8, 32)  # domain 1's 8 identities
     resumed = runner.execute(cfg(), tmp_path / "killed", resume=True, progress=False)
     assert (resumed / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
+    # the diagnostics (drift against the previous step's probe features) are checkpointed with the run
+    assert (resumed / "diagnostics.csv").read_text() == (full / "diagnostics.csv").read_text()

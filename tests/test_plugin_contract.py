@@ -32,9 +32,9 @@ def test_plugin_order_names_the_offending_plugins():
 def test_a_strategy_built_with_its_plugins_out_of_order_is_refused(synth_root):
     from conftest import tiny_sets
     from pad_bench.config import resolve_config
-    from pad_bench.training.base import ReIDStrategy
+    from pad_bench.registry import load_strategy_class
 
-    class Ordered(ReIDStrategy):
+    class Ordered(load_strategy_class("finetune")):  # fine-tune's declared hyperparameters match its config
         plugin_order = (A, B)
 
     cfg = resolve_config(benchmark="synth", strategy="finetune", sets=tiny_sets(synth_root))
