@@ -14,9 +14,11 @@ A strategy reads its values as typed attributes: `self.hp.rstkt_weight`.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from typing import Any, ClassVar, Literal, Union
 
@@ -106,11 +108,12 @@ class HParams:
         if unknown:
             raise KeyError(f"{type(self).__name__} declares no {', '.join(sorted(unknown))}")
         for name, spec in self.specs.items():
-            setattr(self, name, values.get(name, spec.default))
+            setattr(self, name, values[name] if name in values else copy.deepcopy(spec.default))
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {name: spec.default for name, spec in cls.specs.items()}
+        """A fresh copy of every default (a config may change its lists and tables in place)."""
+        return copy.deepcopy({name: spec.default for name, spec in cls.specs.items()})
 
     @classmethod
     def check(cls, values: dict[str, Any], origin: dict[str, str] | None = None, prefix: str = "strategy.") -> None:
@@ -147,7 +150,7 @@ def _matches(ann: Any, value: Any, in_range) -> bool:
         return True
     if ann is type(None) or ann is None:
         return value is None
-    if origin is Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin in (Union, types.UnionType):
         return any(_matches(a, value, in_range) for a in args)
     if origin is Literal:
         return any(value == a and type(value) is type(a) for a in args)
@@ -179,7 +182,7 @@ def _type_words(ann: Any) -> str:
     origin, args = typing.get_origin(ann), typing.get_args(ann)
     if ann is type(None):
         return "null"
-    if origin is Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin in (Union, types.UnionType):
         return " or ".join(_type_words(a) for a in args)
     if origin is Literal:
         return "one of " + ", ".join(_yaml_word(a) for a in args)
@@ -197,7 +200,7 @@ def _type_short(ann: Any) -> str:
         return "null"
     if origin is Literal:
         return " | ".join(_yaml_word(a) for a in args)
-    if origin is Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin in (Union, types.UnionType):
         return " | ".join(_type_short(a) for a in args)
     if origin in (list, dict):
         return f"{origin.__name__}[{', '.join(_type_short(a) for a in args)}]"
