@@ -114,7 +114,7 @@ def test_dkt_loss_by_hand():
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
-def test_dkp_milestones_by_dataset_and_proto_mode_validation():
+def test_dkp_msmt17_milestones_and_proto_mode_validation():
     from pad_bench.strategies.dkp.plugins.prototypes import PrototypePlugin
     from pad_bench.strategies.dkp.strategy import DKP
 
