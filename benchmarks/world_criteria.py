@@ -10,6 +10,7 @@ otherwise. Prints one line per criterion with PASS or FAIL; exits 1 when one fai
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from dataclasses import dataclass
@@ -105,8 +106,12 @@ def check(runs: Sequence[Run], demo_minutes: float | None = None) -> list[Criter
 
 
 def _attributes(run: Run) -> Criterion:
-    """W5 from the pretrained weights' report that the run's config.yaml records."""
+    """W5 from the pretrained weights' report that the run's config.yaml records (the report itself, or
+    the path of its report.json as runs write it)."""
     report = (run.config.get("model") or {}).get("pretrained_report") or {}
+    if isinstance(report, str):
+        path = Path(report)
+        report = json.loads(path.read_text()) if path.is_file() else {}
     zero_shot = (report.get("heldout") or {}).get("zero_shot")
     if not zero_shot:
         return Criterion("W5 text tower", None, "no zero-shot attribute report in config.yaml (model.pretrained_report)")

@@ -80,3 +80,19 @@ def test_synth_benchmark_and_generator_record_the_same_world_version():
 
     cfg = yaml.safe_load((REPO / "benchmarks" / "synth.yaml").read_text())
     assert cfg["benchmark"]["world_version"] == WORLD_VERSION == 1
+
+
+def test_the_pretrained_report_is_read_from_the_path_a_run_records(tmp_path):
+    """Runs record model.pretrained_report as the path of report.json; W5 reads it from there."""
+    import json
+
+    runs = _runs(tmp_path)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"heldout": {"zero_shot": ATTRIBUTES}}))
+    cfg_path = runs[0].path / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["model"]["pretrained_report"] = str(report)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert _verdicts([load_run(r.path) for r in runs], demo=9.0)["W5"] is True
+    report.unlink()  # a report that is gone is not measured, not a failure
+    assert _verdicts([load_run(r.path) for r in runs], demo=9.0)["W5"] is None
