@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pad_bench.config import resolve_config
 from pad_bench.strategies.dask.affinity import affinity_kd, drift_alpha

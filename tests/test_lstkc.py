@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pad_bench.config import resolve_config
 from pad_bench.errors import UserError

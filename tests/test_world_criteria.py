@@ -9,7 +9,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from fake_runs import write_fake_run

@@ -117,11 +117,8 @@ def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
     fingerprint = bench.manifest.fingerprint(cfg["benchmark"]["fingerprint"])
     if store.resuming:
         store.check_same_run(cfg)
-        changed = hardware_change(store.read_config().get("hardware"), hardware_info(cfg["device"]))
-        if changed:
-            log.warning("resuming %s on other hardware (%s): the result will not be bitwise that of an "
-                        "uninterrupted run", store.path, changed)
-        stored = store.read_config().get("manifest_sha256")
+        recorded = store.read_config()
+        stored = recorded.get("manifest_sha256")
         if stored != manifest_sha:
             raise UserError(f"cannot resume {store.path}: the data changed since the run started "
                             f"(manifest SHA-256 {manifest_sha[:12]} != stored {str(stored)[:12]})")
@@ -131,6 +128,10 @@ def _start(store: RunStore, cfg: dict, bench: ReIDBenchmark) -> dict:
             raise UserError(f"cannot resume {store.path}: {n} image(s) changed since the run started "
                             f"(first: {first}; compared by {cfg['benchmark']['fingerprint']}); restore the "
                             f"original data or start a new run")
+        changed = hardware_change(recorded.get("hardware"), hardware_info(cfg["device"]))
+        if changed:
+            log.warning("resuming %s on other hardware (%s): the result will not be bitwise that of an "
+                        "uninterrupted run", store.path, changed)
         return cfg
     cfg = dict(cfg, manifest_sha256=manifest_sha, manifest_domains=bench.manifest.domain_hashes(),
                **environment_info(), hardware=hardware_info(cfg["device"]))
