@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch/torchvision are pinned exactly: these builds lie on local disk; a bare `torch` pulls GBs.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test demo clean-venv
+.PHONY: install test test-world demo clean-venv
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# The synthetic world's behaviour on a reduced world (tests/test_world_behaviour.py): too long for `make test`'s budget.
+test-world: install
+	$(PY) -m pytest -q -m world
 
 demo: install
 	$(VENV)/bin/pad-bench demo

@@ -96,7 +96,7 @@ def test_demo_runs_the_methods_whose_yaml_flags_them(tmp_path, monkeypatch):
     from pad_bench.demo import demo_strategies
     from pad_bench.errors import UserError
 
-    assert demo_strategies() == ["dkp", "finetune", "joint", "lstkc", "pad"]
+    assert demo_strategies() == ["finetune", "pad"]
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "strategy.py").write_text(

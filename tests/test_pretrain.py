@@ -129,3 +129,16 @@ def test_run_makes_the_assets_in_a_named_step_before_the_run(tmp_path, monkeypat
     assert main(["run", "-b", "synth", "-s", "finetune", "--out", "runs", "--no-progress", "--name", "again",
                  *sets]) == 0
     assert "asset step" not in capsys.readouterr().out  # nothing left to make
+
+
+def test_a_data_root_of_another_world_version_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
+    cfg = resolve_config(benchmark="synth", strategy="finetune",
+                         sets={"benchmark.data_root": str(tmp_path), "model.weights": "random"})
+    assets.make_assets(cfg, log=lambda *_: None)
+    assert assets.pending_assets(cfg) == []
+    manifest = tmp_path / "synth.json"
+    info = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**info, "world_version": info["world_version"] - 1}))
+    with pytest.raises(UserError, match=r"world version \d+, this code makes version \d+; regenerate it"):
+        assets.pending_assets(cfg)

@@ -163,3 +163,31 @@ def test_interrupted_generation_leaves_no_marker_and_regeneration_replaces_stale
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(UserError, match=field):
         SynthConfig(**{field: value})
+
+
+def test_world_knobs_scale_the_style_draws():
+    """nuisance, camera_tint and palette scale the same random draws: at 0 no blur or noise, full
+    resolution, neutral camera tints and one clothing hue per domain; at 0.5 half the distance from that."""
+    from dataclasses import replace
+
+    from pad_bench.synthetic.domains import sample_domain_style
+
+    base = replace(CFG, nuisance=1.0, camera_tint=1.0, palette=1.0)
+    flat = replace(CFG, nuisance=0.0, camera_tint=0.0, palette=0.0, palette_shift=0.0)
+    half = replace(base, nuisance=0.5, camera_tint=0.5)
+    for d in range(3):
+        s1, s0, sh = (sample_domain_style(c, d) for c in (base, flat, half))
+        assert s0.blur == 0 and s0.noise == 0 and s0.resolution == 1 and s0.hue_spread == 0
+        assert all(c.tint == (1.0, 1.0, 1.0) for c in s0.cameras)
+        assert s0.hue_center == sample_domain_style(flat, 0).hue_center  # no palette shift between domains
+        assert sh.blur == pytest.approx(s1.blur / 2, abs=1e-4) and sh.noise == pytest.approx(s1.noise / 2, abs=1e-4)
+        assert 1 - sh.resolution == pytest.approx((1 - s1.resolution) / 2, abs=1e-4)
+        for c1, ch in zip(s1.cameras, sh.cameras):
+            assert ch.tint == pytest.approx([1 + (t - 1) / 2 for t in c1.tint], abs=1e-4)
+        assert (s1.background, s1.gain, s1.color_matrix) == (sh.background, sh.gain, sh.color_matrix)
+
+
+@pytest.mark.parametrize("field", ["nuisance", "camera_tint", "palette", "palette_shift"])
+def test_world_knobs_are_bounded(field):
+    with pytest.raises(UserError, match=field):
+        SynthConfig(**{field: 3.5})

@@ -78,7 +78,7 @@ def test_synth_benchmark_and_generator_record_the_same_world_version():
     from pad_bench.synthetic.domains import WORLD_VERSION
 
     cfg = yaml.safe_load((REPO / "benchmarks" / "synth.yaml").read_text())
-    assert cfg["benchmark"]["world_version"] == WORLD_VERSION == 1
+    assert cfg["benchmark"]["world_version"] == WORLD_VERSION == 2
 
 
 def test_the_pretrained_report_is_read_from_the_path_a_run_records(tmp_path):

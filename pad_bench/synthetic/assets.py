@@ -11,11 +11,12 @@ config, so config.yaml records the file a run started from exactly as it records
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from ..errors import UserError
-from .domains import _DOMAIN_DIR, MANIFEST, SynthConfig, generate, is_complete
+from .domains import _DOMAIN_DIR, MANIFEST, WORLD_VERSION, SynthConfig, generate, is_complete
 
 SYNTH_PRETRAINED = "synth-pretrained"  # the model.weights value that names the generated files
 LOCK_FILE = ".pad-bench-synth.lock"
@@ -112,11 +113,24 @@ def point_at_pretrained(cfg: dict) -> None:
     cfg["model"]["pretrained_report"] = str(out / pretrain.REPORT_FILE)
 
 
+def _check_world_version(root: Path) -> None:
+    """Refuses a data root generated for another world (docs/synthetic.md#world-criteria): its figures
+    would be read as this world's."""
+    try:
+        found = json.loads((root / MANIFEST).read_text(encoding="utf-8")).get("world_version", 1)
+    except (OSError, ValueError, AttributeError):
+        return  # not a generation of ours (a user's own copy): nothing to compare
+    if found != WORLD_VERSION:
+        raise UserError(f"{root} holds synthetic world version {found}, this code makes version {WORLD_VERSION}; "
+                        f"regenerate it with `pad-bench datasets synth --out {root}` or pass another --data-root")
+
+
 def _domains_present(root: Path, names: list[str]) -> bool:
     """True when every domain is found; refuses a root holding part of a generation."""
     from ..data.datasets import create_dataset
 
     if all(create_dataset(n, root).find_root() is not None for n in names):
+        _check_world_version(root)
         return True
     leftovers = root.is_dir() and any(p.is_dir() and _DOMAIN_DIR.fullmatch(p.name) for p in root.iterdir())
     if leftovers or (root / MANIFEST).exists():

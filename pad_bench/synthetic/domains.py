@@ -26,7 +26,7 @@ from .attributes import attributes_of, caption
 from ..data.datasets.base import ImageRecord, split_counts
 
 SYNTH_VERSION = 2  # bump when the renderer changes: it invalidates cached sets
-WORLD_VERSION = 1  # the frozen world the criteria were checked on (docs/synthetic.md#world-criteria)
+WORLD_VERSION = 2  # the frozen world the criteria were checked on (docs/synthetic.md#world-criteria)
 MAX_TRAIN_DOMAINS = 8
 MAX_UNSEEN_DOMAINS = 4
 MANIFEST = "synth.json"
@@ -77,24 +77,33 @@ def check_int_bounds(cfg: object, bounds: dict[str, tuple[int, int]], label: str
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Size of the synthetic set. The defaults give 7 domains, about 5k images: small training sets
-    (CPU budget) and test sets of 240 queries per domain, large enough to tell methods apart."""
+    """Size and style strength of the synthetic set. The defaults are world version 2
+    (docs/synthetic.md#world-criteria): 7 domains, about 14k images, 1,280 training images of 160
+    identities per domain and test sets of 240 queries; the float knobs scale the style draws."""
 
     seed: int = 0
     n_train_domains: int = 5
     n_unseen_domains: int = 2
-    train_ids: int = 32
+    train_ids: int = 160
     test_ids: int = 120
-    images_per_id: int = 6
+    images_per_id: int = 8
     query_per_id: int = 2
     gallery_per_id: int = 4
     distractors: int = 40
     height: int = 128
     width: int = 64
     jpeg_quality: int = 90
+    nuisance: float = 0.5  # scales each domain's blur, noise and resolution loss
+    camera_tint: float = 1.5  # scales how far each camera's colour tint is from neutral
+    palette: float = 1.0  # scales the hue range of a domain's clothing
+    palette_shift: float = 1.0  # how far the palettes' hue centres move from one domain to the next
 
     def __post_init__(self) -> None:
         check_int_bounds(self, _BOUNDS, "synth")
+        for name in ("nuisance", "camera_tint", "palette", "palette_shift"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 3.0:
+                raise UserError(f"synth {name}={value!r} is out of range; use a number in 0..3")
 
     def domain_names(self) -> list[str]:
         """Training domains first, then unseen ones; the index is the domain's stream key."""
@@ -174,9 +183,9 @@ def _color_matrix(kind: str, rng: np.random.Generator) -> np.ndarray:
     return np.eye(3)
 
 
-def _camera_style(rng: np.random.Generator) -> CameraStyle:
+def _camera_style(rng: np.random.Generator, tint: float) -> CameraStyle:
     return CameraStyle(
-        tint=_vec(rng.uniform(0.85, 1.15, 3)),
+        tint=_vec(1 + tint * (rng.uniform(0.85, 1.15, 3) - 1)),
         p_front=_r(rng.choice([0.15, 0.85])),
         scale=_r(rng.uniform(0.85, 1.03)),
         bg_shift=_vec(rng.uniform(-0.08, 0.08, 3)),
@@ -205,14 +214,14 @@ def sample_domain_style(cfg: SynthConfig, domain: int) -> DomainStyle:
         cast=_vec(cast / cast.mean()),
         color_transform=transform,
         color_matrix=tuple(_vec(row) for row in _color_matrix(transform, rng)),
-        blur=_r(rng.uniform(0.0, 1.2)),
-        noise=_r(rng.uniform(2.0, 12.0)),
-        resolution=_r(rng.uniform(0.45, 1.0)),
-        hue_center=_r((hue0 + 0.618 * domain) % 1.0),
-        hue_spread=_r(rng.uniform(0.35, 0.6)),
+        blur=_r(cfg.nuisance * rng.uniform(0.0, 1.2)),
+        noise=_r(cfg.nuisance * rng.uniform(2.0, 12.0)),
+        resolution=_r(1 - cfg.nuisance * (1 - rng.uniform(0.45, 1.0))),
+        hue_center=_r((hue0 + cfg.palette_shift * 0.618 * domain) % 1.0),
+        hue_spread=_r(cfg.palette * rng.uniform(0.35, 0.6)),
         saturation=(_r(sat_lo), _r(min(1.0, sat_lo + 0.35))),
         value=(_r(val_lo), _r(min(1.0, val_lo + 0.5))),
-        cameras=tuple(_camera_style(rng) for _ in range(int(rng.integers(2, 7)))),
+        cameras=tuple(_camera_style(rng, cfg.camera_tint) for _ in range(int(rng.integers(2, 7)))),
     )
 
 
