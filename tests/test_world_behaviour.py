@@ -1,4 +1,4 @@
-"""The frozen synthetic world still behaves like lifelong ReID (docs/synthetic.md#world-criteria).
+"""The default synthetic world still behaves like lifelong ReID (docs/synthetic.md#world-criteria).
 
 A reduced world: the default world's first two training domains and one unseen domain at their full
 per-domain sizes (fewer test identities), the default pretrained clip-tiny, one seed of fine-tune and
