@@ -94,7 +94,7 @@ class SynthConfig:
     width: int = 64
     jpeg_quality: int = 90
     nuisance: float = 0.5  # scales each domain's blur, noise and resolution loss
-    camera_tint: float = 1.5  # scales how far each camera's colour tint is from neutral
+    camera_tint: float = 1.0  # scales how far each camera's colour tint is from neutral
     palette: float = 1.0  # scales the hue range of a domain's clothing
     palette_shift: float = 1.0  # how far the palettes' hue centres move from one domain to the next
 
