@@ -10,11 +10,8 @@ budget allows, so it is marked `world`: `make test-world` runs it, and CI runs i
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +19,9 @@ from pad_bench.cli import main
 from pad_bench.results.runs import load_run
 from pad_bench.synthetic.assets import DEFAULT_SYNTH
 from pad_bench.synthetic.domains import generate
+from world_criteria_script import world_criteria
 
 pytestmark = [pytest.mark.slow, pytest.mark.world]
-
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("world_criteria", REPO / "benchmarks" / "world_criteria.py")
-world_criteria = importlib.util.module_from_spec(_spec)
-sys.modules["world_criteria"] = world_criteria  # dataclasses look their module up there
-_spec.loader.exec_module(world_criteria)
 
 REDUCED = replace(DEFAULT_SYNTH, n_train_domains=2, n_unseen_domains=1)
 

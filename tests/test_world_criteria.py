@@ -5,20 +5,15 @@ level + 3]. Unseen: U[t] = [ul + 2t + 1, ul + 2t + 2], so Unseen-Avg(t) = ul + 2
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import yaml
 
 from fake_runs import write_fake_run
 from pad_bench.results.runs import load_run
+from world_criteria_script import world_criteria
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("world_criteria", REPO / "benchmarks" / "world_criteria.py")
-world_criteria = importlib.util.module_from_spec(_spec)
-sys.modules["world_criteria"] = world_criteria  # dataclasses look their module up there
-_spec.loader.exec_module(world_criteria)
 
 ATTRIBUTES = {f"a{i}": {"accuracy": 60.0 if i < 6 else 40.0, "majority": 50.0} for i in range(8)}
 

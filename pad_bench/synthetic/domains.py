@@ -26,7 +26,7 @@ from .attributes import attributes_of, caption
 from ..data.datasets.base import ImageRecord, split_counts
 
 SYNTH_VERSION = 2  # bump when the renderer changes: it invalidates cached sets
-WORLD_VERSION = 2  # the frozen world the criteria were checked on (docs/synthetic.md#world-criteria)
+WORLD_VERSION = 2  # the world the criteria were measured on (docs/synthetic.md#world-criteria); any knob change is a new one
 MAX_TRAIN_DOMAINS = 8
 MAX_UNSEEN_DOMAINS = 4
 MANIFEST = "synth.json"
