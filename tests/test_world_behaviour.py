@@ -19,7 +19,7 @@ from pad_bench.cli import main
 from pad_bench.results.runs import load_run
 from pad_bench.synthetic.assets import DEFAULT_SYNTH
 from pad_bench.synthetic.domains import generate
-from world_criteria_script import world_criteria
+from benchmark_scripts import world_criteria
 
 pytestmark = [pytest.mark.slow, pytest.mark.world]
 

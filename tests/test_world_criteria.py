@@ -11,7 +11,7 @@ import yaml
 
 from fake_runs import write_fake_run
 from pad_bench.results.runs import load_run
-from world_criteria_script import world_criteria
+from benchmark_scripts import world_criteria
 
 REPO = Path(__file__).resolve().parents[1]
 
