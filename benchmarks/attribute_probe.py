@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pad_bench.models import create_model
+from pad_bench.models.zoo import model_config
 from pad_bench.synthetic import pretrain
 from pad_bench.synthetic.attributes import ATTRIBUTES, zero_shot_class, zero_shot_prompts
 
@@ -54,21 +56,18 @@ def main() -> int:
     p.add_argument("--data-root", required=True, help="a synthetic data root (its corpus is rendered if missing)")
     p.add_argument("--weights", help="clip-tiny weights (default: the data root's pretrained ones, made if missing)")
     args = p.parse_args()
-    from pad_bench.models import create_model
-    from pad_bench.models.zoo import model_config
-
     cfg = pretrain.DEFAULT_PRETRAIN
     weights = args.weights or pretrain.ensure_pretrained(args.data_root, "clip-tiny", cfg)
     backbone = create_model("clip-tiny", weights=str(weights), text_tower=True).backbone
-    train, heldout = pretrain._load_splits(args.data_root, cfg, "clip", tuple(model_config("clip-tiny")["image_size"]))
-    train_x = pretrain._image_features(backbone, train.images, "proj")
-    test_x = pretrain._image_features(backbone, heldout.images, "proj")
+    train, heldout = pretrain.load_splits(args.data_root, cfg, "clip", tuple(model_config("clip-tiny")["image_size"]))
+    train_x = pretrain.image_features(backbone, train.images, "proj")
+    test_x = pretrain.image_features(backbone, heldout.images, "proj")
     zero_shot = pretrain.zero_shot_attributes(backbone, test_x, heldout.attributes, heldout.pids)
     print(f"{'attribute':14s} {'probe':>6s} {'zero-shot':>9s} {'majority':>8s} {'prompt cos':>10s}")
     for name in ATTRIBUTES:
         classes, prompts = zero_shot_prompts(name)
 
-        def labels(split: pretrain._Split) -> Tensor:
+        def labels(split: pretrain.CorpusSplit) -> Tensor:
             return torch.tensor([classes.index(zero_shot_class(name, split.attributes[i])) for i in split.pids.tolist()])
 
         probe = linear_probe(train_x, labels(train), test_x, labels(heldout), len(classes))

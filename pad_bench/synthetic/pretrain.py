@@ -99,15 +99,15 @@ def _config_record(cfg: PretrainConfig) -> dict:
 
 # ---- data ----------------------------------------------------------------------------------
 @dataclass
-class _Split:
+class CorpusSplit:
     images: Tensor  # (N, 3, H, W), normalised as the model's family expects
     pids: Tensor  # (N,) identity index within the split, 0-based
     captions: list[str]  # one per identity of the split
     attributes: list[dict[str, str]]  # one per identity
 
 
-def _load_splits(data_root: str | Path, cfg: PretrainConfig, family: str,
-                 image_size: tuple[int, int]) -> tuple[_Split, _Split]:
+def load_splits(data_root: str | Path, cfg: PretrainConfig, family: str,
+                 image_size: tuple[int, int]) -> tuple[CorpusSplit, CorpusSplit]:
     from PIL import Image
 
     from ..data.transforms import test_transform
@@ -119,7 +119,7 @@ def _load_splits(data_root: str | Path, cfg: PretrainConfig, family: str,
         chosen = [im for im in images if im.heldout == heldout]
         pids = sorted({im.pid for im in chosen})
         index = {pid: i for i, pid in enumerate(pids)}
-        splits.append(_Split(
+        splits.append(CorpusSplit(
             images=torch.stack([tf(Image.open(im.path).convert("RGB")) for im in chosen]),
             pids=torch.tensor([index[im.pid] for im in chosen]),
             captions=[records[pid]["caption"] for pid in pids],
@@ -163,7 +163,7 @@ def _train(model: nn.Module, loss_fn, cfg: PretrainConfig, n_ids: int, rng: np.r
     return losses
 
 
-def _one_image_per_id(split: _Split, ids: np.ndarray, rng: np.random.Generator, flip: bool) -> tuple[Tensor, Tensor]:
+def _one_image_per_id(split: CorpusSplit, ids: np.ndarray, rng: np.random.Generator, flip: bool) -> tuple[Tensor, Tensor]:
     """One random image of each identity in `ids`; returns (images, identity indices)."""
     rows = [int(rng.choice(np.flatnonzero(split.pids.numpy() == i))) for i in ids]
     return _augment(split.images[rows], rng, flip), torch.as_tensor(ids)
@@ -186,7 +186,7 @@ def encode_captions(backbone, texts: list[str]) -> Tensor:
     return backbone.encode_prompt_embeddings(backbone.embed_tokens(tokens), tokens)
 
 
-def _pretrain_clip(train: _Split, cfg: PretrainConfig, rng: np.random.Generator):
+def _pretrain_clip(train: CorpusSplit, cfg: PretrainConfig, rng: np.random.Generator):
     from ..models import create_model
 
     net = create_model("clip-tiny", weights="random", text_tower=True)
@@ -219,7 +219,7 @@ class _IdentityClassifier(nn.Module):
 
 def _pretrain_classifier(model_name: str, family: str):
     """A pretraining by identity classification of `model_name` (the ImageNet analogue)."""
-    def run(train: _Split, cfg: PretrainConfig, rng: np.random.Generator):
+    def run(train: CorpusSplit, cfg: PretrainConfig, rng: np.random.Generator):
         from ..models import create_model
 
         net = create_model(model_name, weights="random")
@@ -241,7 +241,7 @@ def _pretrain_classifier(model_name: str, family: str):
 
 # ---- evaluation on held-out identities -----------------------------------------------------------
 @torch.no_grad()
-def _image_features(backbone: nn.Module, images: Tensor, tap: str, batch: int = 256) -> Tensor:
+def image_features(backbone: nn.Module, images: Tensor, tap: str, batch: int = 256) -> Tensor:
     backbone.eval()
     return F.normalize(torch.cat([backbone(images[i:i + batch])[tap] for i in range(0, len(images), batch)]), dim=-1)
 
@@ -276,7 +276,7 @@ def zero_shot_attributes(backbone, feats: Tensor, attributes: list[dict[str, str
 
 
 @torch.no_grad()
-def image_to_caption_r1(backbone, feats: Tensor, split: _Split) -> float:
+def image_to_caption_r1(backbone, feats: Tensor, split: CorpusSplit) -> float:
     """Percent of held-out images whose nearest held-out caption is their identity's caption."""
     unique = sorted(set(split.captions))
     txt = F.normalize(encode_captions(backbone, unique), dim=-1)
@@ -292,7 +292,7 @@ def pretrain(data_root: str | Path, model: str, cfg: PretrainConfig, out: Path) 
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     mcfg = model_config(model)
-    train, heldout = _load_splits(data_root, cfg, mcfg["family"], tuple(mcfg["image_size"]))
+    train, heldout = load_splits(data_root, cfg, mcfg["family"], tuple(mcfg["image_size"]))
     t_load = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, PRETRAINABLE.index(model)])
@@ -300,7 +300,7 @@ def pretrain(data_root: str | Path, model: str, cfg: PretrainConfig, out: Path) 
     job = _pretrain_clip if family == "clip" else _pretrain_classifier(model, family)
     backbone, state_dict, losses = job(train, cfg, rng)
     t_train = time.perf_counter()
-    feats = _image_features(backbone, heldout.images, "proj" if family == "clip" else backbone.embedding_taps[0])
+    feats = image_features(backbone, heldout.images, "proj" if family == "clip" else backbone.embedding_taps[0])
     evaluation = {"heldout_identities": len(heldout.captions), "heldout_images": len(heldout.pids),
                   "retrieval_mAP": _retrieval_map(feats, heldout.pids)}
     if family == "clip":
