@@ -107,7 +107,8 @@ class CorpusSplit:
 
 
 def load_splits(data_root: str | Path, cfg: PretrainConfig, family: str,
-                 image_size: tuple[int, int]) -> tuple[CorpusSplit, CorpusSplit]:
+                image_size: tuple[int, int]) -> tuple[CorpusSplit, CorpusSplit]:
+    """The corpus's (training, held-out) identities, every image transformed as the model's test images."""
     from PIL import Image
 
     from ..data.transforms import test_transform
@@ -242,6 +243,7 @@ def _pretrain_classifier(model_name: str, family: str):
 # ---- evaluation on held-out identities -----------------------------------------------------------
 @torch.no_grad()
 def image_features(backbone: nn.Module, images: Tensor, tap: str, batch: int = 256) -> Tensor:
+    """L2-normalised features of `images` at the backbone's output `tap`, in eval mode."""
     backbone.eval()
     return F.normalize(torch.cat([backbone(images[i:i + batch])[tap] for i in range(0, len(images), batch)]), dim=-1)
 
