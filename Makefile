@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-# The synthetic world's behaviour on a reduced world (tests/test_world_behaviour.py): too long for `make test`'s budget.
+# The synthetic world's behaviour, one seed of the whole world (tests/test_world_behaviour.py): too long for `make test`'s budget.
 test-world: install
 	$(PY) -m pytest -q -m world
 
