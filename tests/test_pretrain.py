@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import threading
 
 import pytest
 import torch
+from filelock import FileLock
 
 from pad_bench.cli import main
 from pad_bench.config import resolve_config
@@ -15,7 +18,7 @@ from pad_bench.models import create_model
 from pad_bench.run.build import finalize
 from pad_bench.synthetic import assets, pretrain
 from pad_bench.synthetic.corpus import CorpusConfig
-from pad_bench.synthetic.domains import SynthConfig
+from pad_bench.synthetic.domains import SynthConfig, generate
 
 from conftest import tiny_sets
 
@@ -115,6 +118,37 @@ def test_synth_pretrained_errors(tmp_path):
         assets.pending_assets(cfg)
     with pytest.raises(UserError, match="no synthetic pretraining for model 'clip-vit-b16'"):
         pretrain.ensure_pretrained(tmp_path, "clip-vit-b16", TINY)
+
+
+def test_runs_started_together_share_the_asset_step(tmp_path, monkeypatch):
+    """While one run's asset step holds the data root's lock, its half-made domains are pending for a
+    run started beside it, which waits on the lock and then finds them made; once the lock is free, the
+    same half-made domains are an interrupted generation and refused."""
+    monkeypatch.setattr(assets, "DEFAULT_SYNTH", TINY_DOMAINS)
+    cfg = resolve_config(benchmark="synth", strategy="finetune",
+                         sets={"benchmark.data_root": str(tmp_path), "model.weights": "random"})
+    holding, go_on = threading.Event(), threading.Event()
+
+    def first_run() -> None:  # another run's asset step, in its own thread as it would be in its own process
+        with FileLock(str(tmp_path / assets.LOCK_FILE)):
+            (tmp_path / "synth_d1").mkdir()
+            holding.set()
+            go_on.wait()
+            generate(tmp_path, TINY_DOMAINS)
+
+    threading.Thread(target=first_run).start()
+    holding.wait()
+    pending = assets.pending_assets(cfg)
+    assert len(pending) == 1 and "another run is making" in pending[0]
+    go_on.set()
+    logged = []
+    assets.make_assets(cfg, log=logged.append)
+    assert logged == [] and assets.pending_assets(cfg) == []  # waited; generated nothing itself
+
+    shutil.rmtree(tmp_path / "synth_u2")  # as if the first run had been killed before its last domain
+    (tmp_path / "synth.json").unlink()
+    with pytest.raises(UserError, match="datasets synth --out"):
+        assets.pending_assets(cfg)
 
 
 def test_run_makes_the_assets_in_a_named_step_before_the_run(tmp_path, monkeypatch, capsys):

@@ -64,11 +64,14 @@ def _needs(cfg: dict) -> tuple[Path, list[str], str | None] | None:
 
 def pending_assets(cfg: dict) -> list[str]:
     """What the asset step would make for this run, one line each ([] when the data root holds it
-    all, or the benchmark is not synthetic). Reads only."""
+    all, or the benchmark is not synthetic; one line when another run's asset step is writing the
+    data root now, since its half-made files would read as an interrupted generation). Reads only."""
     needs = _needs(cfg)
     if needs is None:
         return []
     root, names, model = needs
+    if _being_written(root):
+        return [f"what another run is making in {root} now (this run waits for it to finish)"]
     pending = [] if _domains_present(root, names) else [
         f"the synthetic domains ({', '.join(DEFAULT_SYNTH.domain_names())}) in {root}"]
     if model is not None:
@@ -92,7 +95,7 @@ def make_assets(cfg: dict, log=print) -> None:
     from filelock import FileLock
 
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / LOCK_FILE)):
+    with FileLock(str(root / LOCK_FILE)):  # `_being_written` reads this lock
         if not _domains_present(root, names):
             ensure_synthetic(root, DEFAULT_SYNTH, log)
         if model is not None:
@@ -111,6 +114,21 @@ def point_at_pretrained(cfg: dict) -> None:
     out = pretrain.pretrained_dir(needs[0], needs[2], pretrain.DEFAULT_PRETRAIN)
     cfg["model"]["weights"] = str(out / pretrain.WEIGHTS_FILE)
     cfg["model"]["pretrained_report"] = str(out / pretrain.REPORT_FILE)
+
+
+def _being_written(root: Path) -> bool:
+    """True while another process holds the data root's lock in `make_assets`: what is there is half
+    made, not left over from an interrupted generation. Creates nothing."""
+    from filelock import FileLock, Timeout
+
+    lock = root / LOCK_FILE
+    if not lock.is_file():
+        return False
+    try:
+        with FileLock(str(lock), timeout=0):
+            return False
+    except Timeout:
+        return True
 
 
 def _check_world_version(root: Path) -> None:
