@@ -136,7 +136,7 @@ def test_runs_started_together_share_the_asset_step(tmp_path, monkeypatch):
             go_on.wait()
             generate(tmp_path, TINY_DOMAINS)
 
-    threading.Thread(target=first_run).start()
+    threading.Thread(target=first_run, daemon=True).start()  # a failed assert below must not hang pytest
     holding.wait()
     pending = assets.pending_assets(cfg)
     assert len(pending) == 1 and "another run is making" in pending[0]
