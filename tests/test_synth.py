@@ -159,7 +159,8 @@ def test_interrupted_generation_leaves_no_marker_and_regeneration_replaces_stale
 
 
 @pytest.mark.parametrize("field,value", [("n_train_domains", 9), ("n_unseen_domains", -1), ("gallery_per_id", 1),
-                                         ("train_ids", 0), ("height", 8), ("seed", -1), ("width", "64")])
+                                         ("train_ids", 0), ("height", 8), ("seed", -1), ("width", "64"),
+                                         ("outfits", -1)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(UserError, match=field):
         SynthConfig(**{field: value})
@@ -187,7 +188,54 @@ def test_world_knobs_scale_the_style_draws():
         assert (s1.background, s1.gain, s1.color_matrix) == (sh.background, sh.gain, sh.color_matrix)
 
 
-@pytest.mark.parametrize("field", ["nuisance", "camera_tint", "palette", "palette_shift"])
+def test_cast_and_colour_transform_scale_their_draws():
+    """At 0 a domain has a neutral cast and no colour transform; colour_transform 0.5 is halfway from
+    the identity matrix to the drawn transform, which is the same draw."""
+    import numpy as np
+
+    from pad_bench.synthetic.domains import sample_domain_style
+
+    none, half = replace(CFG, cast=0.0, colour_transform=0.0), replace(CFG, colour_transform=0.5)
+    for d in range(4):
+        full, s0, sh = (sample_domain_style(c, d) for c in (CFG, none, half))
+        assert s0.cast == (1.0, 1.0, 1.0) and full.cast != (1.0, 1.0, 1.0)
+        assert s0.color_matrix == ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+        assert np.asarray(sh.color_matrix) == pytest.approx((np.eye(3) + np.asarray(full.color_matrix)) / 2, abs=1e-4)
+        assert (sh.color_transform, sh.gain, sh.cast) == (full.color_transform, full.gain, full.cast)
+
+
+def test_outfits_repeat_captions_and_keep_each_body(tmp_path):
+    """With outfits=2, identity i wears outfit i mod 2: the domain's captions take two values, identities
+    0 and 2 share one, and each identity keeps its own skin and build (which no caption names)."""
+    from pad_bench.synthetic.attributes import attributes_of
+
+    cfg = replace(CFG, outfits=2, n_train_domains=1, n_unseen_domains=0)
+    style = domains.sample_domain_style(cfg, 0)
+    own = domains.domain_looks(replace(cfg, outfits=0), style, 0, list(range(6)))
+    dressed = domains.domain_looks(cfg, style, 0, list(range(6)))
+    assert attributes_of(dressed[0]) == attributes_of(dressed[2]) == attributes_of(dressed[4])
+    assert attributes_of(dressed[1]) == attributes_of(dressed[3])
+    for i in range(6):
+        assert (dressed[i].skin, dressed[i].height, dressed[i].width) == (own[i].skin, own[i].height, own[i].width)
+    assert dressed[0].skin != dressed[2].skin
+    generate(tmp_path, cfg)
+    records = json.loads((tmp_path / "synth_d1" / "attributes.json").read_text())
+    assert len({r["caption"] for r in records.values()}) == 2
+
+
+def test_a_shade_keeps_its_colour_name():
+    import numpy as np
+
+    from pad_bench.synthetic.attributes import colour_name
+
+    rng = np.random.default_rng(0)
+    colours = [tuple(float(x) for x in rng.random(3)) for _ in range(300)]
+    shades = [domains._shade(c, rng) for c in colours]
+    assert all(colour_name(s) == colour_name(c) for c, s in zip(colours, shades))
+    assert sum(s != c for c, s in zip(colours, shades)) > 150  # most colours do get another shade
+
+
+@pytest.mark.parametrize("field", ["nuisance", "camera_tint", "palette", "palette_shift", "cast", "colour_transform"])
 def test_world_knobs_are_bounded(field):
     with pytest.raises(UserError, match=field):
         SynthConfig(**{field: 3.5})

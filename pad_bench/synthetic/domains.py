@@ -14,7 +14,7 @@ import json
 import math
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import UserError
 from ..io import atomic_write, atomic_write_json
-from .attributes import attributes_of, caption
+from .attributes import attributes_of, caption, colour_name
 from ..data.datasets.base import ImageRecord, split_counts
 
 SYNTH_VERSION = 2  # bump when the renderer changes: it invalidates cached sets
@@ -36,7 +36,7 @@ SS = 2  # supersampling factor of the drawing canvas (anti-aliasing)
 RGB = tuple[float, float, float]
 
 # (seed, domain, PURPOSE, index) keys of the random streams
-_ORDER, _STYLE, _LAYOUT, _LOOK, _IMAGE = range(5)
+_ORDER, _STYLE, _LAYOUT, _LOOK, _IMAGE, _OUTFIT = range(6)
 
 
 def train_domain_name(i: int) -> str:
@@ -64,6 +64,7 @@ _BOUNDS = {
     "height": (32, 1024),
     "width": (16, 512),
     "jpeg_quality": (1, 100),
+    "outfits": (0, 9999),
 }
 
 
@@ -97,10 +98,13 @@ class SynthConfig:
     camera_tint: float = 1.0  # scales how far each camera's colour tint is from neutral
     palette: float = 1.0  # scales the hue range of a domain's clothing
     palette_shift: float = 1.0  # how far the palettes' hue centres move from one domain to the next
+    cast: float = 1.0  # scales the saturation of each domain's lighting colour cast
+    colour_transform: float = 1.0  # how far each domain's colour transform is from none
+    outfits: int = 0  # >0: a domain's identities share this many outfits, so their captions repeat
 
     def __post_init__(self) -> None:
         check_int_bounds(self, _BOUNDS, "synth")
-        for name in ("nuisance", "camera_tint", "palette", "palette_shift"):
+        for name in ("nuisance", "camera_tint", "palette", "palette_shift", "cast", "colour_transform"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 3.0:
                 raise UserError(f"synth {name}={value!r} is out of range; use a number in 0..3")
@@ -168,7 +172,15 @@ class DomainStyle:
     cameras: tuple[CameraStyle, ...]
 
 
-def _color_matrix(kind: str, rng: np.random.Generator) -> np.ndarray:
+def _color_matrix(kind: str, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """The domain's colour transform, `strength` of the way from the identity to the drawn one."""
+    full = _full_color_matrix(kind, rng)
+    if strength == 1.0:  # the drawn matrix bit for bit, as world version 2 was made
+        return full
+    return np.eye(3) + strength * (full - np.eye(3))
+
+
+def _full_color_matrix(kind: str, rng: np.random.Generator) -> np.ndarray:
     if kind == "hue_rotation":  # Rodrigues rotation about the grey axis
         a = math.radians(rng.uniform(70, 290))
         k = np.ones(3) / math.sqrt(3)
@@ -202,7 +214,7 @@ def sample_domain_style(cfg: SynthConfig, domain: int) -> DomainStyle:
     rng = _rng(cfg, domain, _STYLE)
     transform = COLOR_TRANSFORMS[tf_order[domain % len(COLOR_TRANSFORMS)]]
     cast_h, cast_s = rng.random(), rng.uniform(0.25, 0.5)
-    cast = np.array(colorsys.hsv_to_rgb(cast_h, cast_s, 1.0))
+    cast = np.array(colorsys.hsv_to_rgb(cast_h, min(1.0, cfg.cast * cast_s), 1.0))
     sat_lo, val_lo = rng.uniform(0.3, 0.65), rng.uniform(0.25, 0.5)
     return DomainStyle(
         background=BACKGROUNDS[bg_order[domain % len(BACKGROUNDS)]],
@@ -213,7 +225,7 @@ def sample_domain_style(cfg: SynthConfig, domain: int) -> DomainStyle:
         gamma=_r(rng.uniform(0.65, 1.5)),
         cast=_vec(cast / cast.mean()),
         color_transform=transform,
-        color_matrix=tuple(_vec(row) for row in _color_matrix(transform, rng)),
+        color_matrix=tuple(_vec(row) for row in _color_matrix(transform, rng, cfg.colour_transform)),
         blur=_r(cfg.nuisance * rng.uniform(0.0, 1.2)),
         noise=_r(cfg.nuisance * rng.uniform(2.0, 12.0)),
         resolution=_r(1 - cfg.nuisance * (1 - rng.uniform(0.45, 1.0))),
@@ -317,6 +329,35 @@ def sample_pose(look: Look, cam: CameraStyle, rng: np.random.Generator) -> Pose:
         flip=bool(rng.random() < 0.5),
         front=bool(rng.random() < cam.p_front),
     )
+
+
+def _shade(rgb: RGB, rng: np.random.Generator) -> RGB:
+    """Another shade of `rgb` that keeps its colour name (the caption names the colour, not the shade)."""
+    h, s, v = colorsys.rgb_to_hsv(*rgb)
+    shade = _hsv(h + rng.uniform(-0.03, 0.03), np.clip(s + rng.uniform(-0.15, 0.15), 0, 1),
+                 np.clip(v + rng.uniform(-0.15, 0.15), 0, 1))
+    return shade if colour_name(shade) == colour_name(rgb) else rgb
+
+
+def wear_outfit(outfit: Look, own: Look, rng: np.random.Generator) -> Look:
+    """An identity in a shared outfit: every captioned attribute is the outfit's, each colour in a shade
+    of the identity's own; skin, body and the pattern's second colour (no caption names them) are its own."""
+    def shade(rgb: RGB | None) -> RGB | None:
+        return None if rgb is None else _shade(rgb, rng)
+
+    return replace(outfit, skin=own.skin, upper2=own.upper2, height=own.height, width=own.width, legs=own.legs,
+                   upper=shade(outfit.upper), lower=shade(outfit.lower),
+                   hat=shade(outfit.hat), bag=shade(outfit.bag), backpack=shade(outfit.backpack))
+
+
+def domain_looks(cfg: SynthConfig, style: DomainStyle, domain: int, indices: list[int]) -> dict[int, Look]:
+    """The look of each identity index of a domain; with `cfg.outfits`, index i wears outfit i mod outfits."""
+    looks = {i: sample_look(style, _rng(cfg, domain, _LOOK, i), i) for i in indices}
+    if not cfg.outfits:
+        return looks
+    outfits = {k: sample_look(style, _rng(cfg, domain, _OUTFIT, k), k) for k in range(cfg.outfits)}
+    return {i: wear_outfit(outfits[i % cfg.outfits], look, _rng(cfg, domain, _OUTFIT, cfg.outfits + i))
+            for i, look in looks.items()}
 
 
 # ---- rendering -------------------------------------------------------------------------------
@@ -549,7 +590,7 @@ def _save_jpeg(img: Image.Image, path: Path, quality: int) -> None:
 def _generate_domain(root: Path, cfg: SynthConfig, domain: int) -> dict:
     style = sample_domain_style(cfg, domain)
     shots = _plan_domain(cfg, domain, len(style.cameras))
-    looks = {i: sample_look(style, _rng(cfg, domain, _LOOK, i), i) for i in sorted({s.look for s in shots})}
+    looks = domain_looks(cfg, style, domain, sorted({s.look for s in shots}))
     records: dict[str, list[ImageRecord]] = {split: [] for split in FOLDERS}
     for frame, shot in enumerate(shots, start=1):
         path = root / FOLDERS[shot.split] / f"{shot.pid:04d}_c{shot.cam + 1}s1_{frame:06d}_00.jpg"
